@@ -1,0 +1,101 @@
+//! The subcommands of `gad`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use gad_domain::users::{CreateUser, CreateUserError, EmailAddress, Password, PersonName, Role, create_user};
+use gad_pg::PgUserStore;
+
+use crate::config::Settings;
+use crate::password::Argon2Hasher;
+use crate::startup::{Application, pg_settings, shutdown_signal};
+use crate::telemetry::init_logging;
+
+fn load_settings() -> anyhow::Result<Settings> {
+    let settings = Settings::load()?;
+    init_logging(&settings.log, settings.environment)?;
+    Ok(settings)
+}
+
+/// `gad serve`: runs until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish
+/// (up to `http.shutdown_timeout_s`) and exits.
+pub async fn serve() -> anyhow::Result<()> {
+    let settings = load_settings()?;
+    let application = Application::build(&settings).await?;
+    let stop = application.stop_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; draining in-flight requests");
+        stop.stop().await;
+    });
+    application.run_until_stopped().await?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// `gad migrate`: applies pending migrations (serialised across concurrent runs).
+pub async fn migrate() -> anyhow::Result<()> {
+    let settings = load_settings()?;
+    let applied = gad_pg::migrations::run_pending(&settings.database.url).await?;
+    if applied.is_empty() {
+        eprintln!("database schema is up to date");
+    }
+    for version in applied {
+        eprintln!("applied migration {version}");
+    }
+    Ok(())
+}
+
+/// `gad create-admin`: creates the first administrator (or another privileged user).
+pub async fn create_admin(email: &str, role: Role, first_name: &str, last_name: &str) -> anyhow::Result<()> {
+    let settings = load_settings()?;
+    let email = EmailAddress::parse(email).map_err(|error| anyhow::anyhow!("--email {error}"))?;
+    let first_name = PersonName::parse(first_name).map_err(|error| anyhow::anyhow!("--first-name {error}"))?;
+    let last_name = PersonName::parse(last_name).map_err(|error| anyhow::anyhow!("--last-name {error}"))?;
+    let password = Password::parse(read_admin_password()?).map_err(|error| anyhow::anyhow!("password {error}"))?;
+    let pool = gad_pg::build_pool(&pg_settings(&settings))?;
+    let request = CreateUser { email: email.clone(), first_name, last_name, role, password };
+    match create_user(&PgUserStore::new(pool), &Argon2Hasher::owasp(), request).await {
+        Ok(id) => {
+            eprintln!("created {role} {} with id {id}", email.as_str());
+            Ok(())
+        }
+        Err(CreateUserError::Duplicate(field)) => anyhow::bail!("a user with this {field} already exists"),
+        Err(CreateUserError::Store(error)) => Err(error).context("cannot store the user"),
+    }
+}
+
+/// The password from `GAD_ADMIN_PASSWORD`, else the first line of standard input.
+fn read_admin_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("GAD_ADMIN_PASSWORD")
+        && !password.is_empty()
+    {
+        return Ok(password);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password (12..=128 characters): ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password given (set GAD_ADMIN_PASSWORD or pipe it in)");
+    Ok(password)
+}
+
+/// `gad openapi`: prints the OpenAPI document served at `/api/v1/openapi.json`.
+#[expect(clippy::print_stdout, reason = "the document is this command's output")]
+pub fn openapi() -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&gad_http::openapi::document())?);
+    Ok(())
+}
+
+/// `gad check-config`: loads and validates the configuration, then prints it, secrets redacted.
+#[expect(clippy::print_stdout, reason = "the configuration is this command's output")]
+pub fn check_config() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    println!("{}", serde_json::to_string_pretty(&settings)?);
+    eprintln!("configuration is valid for {}", settings.environment.as_str());
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! Typed, layered configuration (SPEC §8).
+//!
+//! Layers, lowest first: the built-in `config/default.toml`, `<dir>/default.toml` and
+//! `<dir>/<env>.toml` from the config directory (`GAD_CONFIG_DIR`, default `config`), the
+//! `GAD__SECTION__KEY` environment variables, then the conventional variables (`DATABASE_URL`,
+//! `REDIS_URL`, `GAD_BIND`, …), which always win. Secrets are read only from the environment
+//! (or from a file named by `<VAR>_FILE`); a secret in a config file is refused as an unknown key.
+
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+const BUILT_IN_DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+/// Which deployment this is; decides the config file and how strict validation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Local,
+    Test,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "local" | "" => Ok(Self::Local),
+            "test" => Ok(Self::Test),
+            "staging" => Ok(Self::Staging),
+            "production" | "prod" => Ok(Self::Production),
+            other => anyhow::bail!("GAD_ENV must be local, test, staging or production, not {other:?}"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Test => "test",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+
+    /// Staging and production face real users and data.
+    pub fn is_deployed(self) -> bool {
+        matches!(self, Self::Staging | Self::Production)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(skip_deserializing, default = "default_environment")]
+    pub environment: Environment,
+    pub http: HttpConfig,
+    pub metrics: MetricsConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
+    pub telegram: TelegramConfig,
+    pub health: HealthConfig,
+    pub log: LogConfig,
+}
+
+fn default_environment() -> Environment {
+    Environment::Local
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port` of the API listener (`GAD_BIND`).
+    pub bind: String,
+    pub body_limit_bytes: usize,
+    pub cors_allowed_origins: Vec<String>,
+    pub hsts: bool,
+    pub shutdown_timeout_s: u64,
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` of the private metrics listener (`GAD_METRICS_BIND`); unset serves `/metrics`
+    /// on the API listener.
+    pub bind: Option<String>,
+    /// Bearer token for `/metrics` on the API listener (`GAD_METRICS_TOKEN`; secret).
+    #[serde(skip_deserializing, serialize_with = "redacted")]
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`. May carry a password, so it is redacted when shown.
+    #[serde(serialize_with = "redacted_url")]
+    pub url: String,
+    pub max_connections: usize,
+    pub acquire_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `REDIS_URL`; unset (or empty) runs one instance with in-process state.
+    #[serde(serialize_with = "redacted_optional_url")]
+    pub url: Option<String>,
+    pub max_connections: usize,
+    pub timeout_ms: u64,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `GAD_JWT_SECRET` (secret, at least 32 bytes outside local and test).
+    #[serde(skip_deserializing, serialize_with = "redacted")]
+    pub jwt_secret: Option<SecretString>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_s: u64,
+    pub refresh_token_ttl_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per minute per client and per user (`GAD_RATE_LIMIT_GENERAL`).
+    pub general_per_minute: u32,
+    /// Login attempts per minute per client (`GAD_RATE_LIMIT_LOGIN`).
+    pub login_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (IP addresses or CIDR blocks).
+    pub trusted_proxies: Vec<String>,
+}
+
+/// How the bot receives updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    Webhook,
+    Polling,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// `TELEGRAM_MODE`; defaults to `polling` with a token and `off` without one.
+    pub mode: Option<TelegramMode>,
+    /// `TELEGRAM_API_URL`.
+    pub api_url: String,
+    /// `TELEGRAM_BOT_USERNAME`, for deep links.
+    pub bot_username: Option<String>,
+    /// `TELEGRAM_BOT_TOKEN` (secret).
+    #[serde(skip_deserializing, serialize_with = "redacted")]
+    pub bot_token: Option<SecretString>,
+    /// `TELEGRAM_WEBHOOK_SECRET` (secret), checked against `X-Telegram-Bot-Api-Secret-Token`.
+    #[serde(skip_deserializing, serialize_with = "redacted")]
+    pub webhook_secret: Option<SecretString>,
+}
+
+impl TelegramConfig {
+    pub fn effective_mode(&self) -> TelegramMode {
+        match (self.mode, &self.bot_token) {
+            (_, None) => TelegramMode::Off,
+            (Some(mode), Some(_)) => mode,
+            (None, Some(_)) => TelegramMode::Polling,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub probe_timeout_ms: u64,
+}
+
+/// Human-readable lines locally, JSON lines in staging and production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter (`RUST_LOG` wins).
+    pub filter: String,
+    pub format: Option<LogFormat>,
+}
+
+impl LogConfig {
+    pub fn effective_format(&self, environment: Environment) -> LogFormat {
+        match (self.format, environment.is_deployed()) {
+            (_, true) => LogFormat::Json,
+            (Some(format), false) => format,
+            (None, false) => LogFormat::Pretty,
+        }
+    }
+}
+
+/// The conventional variables of SPEC §8 and the key each one sets.
+const CONVENTIONAL: [(&str, &str); 9] = [
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("GAD_BIND", "http.bind"),
+    ("GAD_METRICS_BIND", "metrics.bind"),
+    ("GAD_RATE_LIMIT_GENERAL", "rate_limit.general_per_minute"),
+    ("GAD_RATE_LIMIT_LOGIN", "rate_limit.login_per_minute"),
+    ("TELEGRAM_API_URL", "telegram.api_url"),
+    ("TELEGRAM_MODE", "telegram.mode"),
+    ("TELEGRAM_BOT_USERNAME", "telegram.bot_username"),
+];
+
+impl Settings {
+    /// Loads and validates the configuration of this process.
+    pub fn load() -> anyhow::Result<Self> {
+        let environment = Environment::parse(&var("GAD_ENV").unwrap_or_default())?;
+        let dir = PathBuf::from(var("GAD_CONFIG_DIR").unwrap_or_else(|| "config".into()));
+        let mut figment = Figment::from(Toml::string(BUILT_IN_DEFAULTS));
+        for file in [dir.join("default.toml"), dir.join(format!("{}.toml", environment.as_str()))] {
+            if Path::new(&file).is_file() {
+                figment = figment.merge(Toml::file(file));
+            }
+        }
+        figment = figment.merge(Env::prefixed("GAD__").split("__"));
+        for (variable, key) in CONVENTIONAL {
+            if let Some(value) = var(variable).filter(|value| !value.trim().is_empty()) {
+                figment = figment.merge((key, conventional_value(key, &value)?));
+            }
+        }
+        let mut settings: Settings = figment.extract()?;
+        settings.environment = environment;
+        settings.redis.url = settings.redis.url.filter(|url| !url.trim().is_empty());
+        settings.auth.jwt_secret = secret("GAD_JWT_SECRET")?;
+        settings.metrics.token = secret("GAD_METRICS_TOKEN")?;
+        settings.telegram.bot_token = secret("TELEGRAM_BOT_TOKEN")?;
+        settings.telegram.webhook_secret = secret("TELEGRAM_WEBHOOK_SECRET")?;
+        if let Some(filter) = var("RUST_LOG").filter(|filter| !filter.trim().is_empty()) {
+            settings.log.filter = filter;
+        }
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
+        Ok(settings)
+    }
+
+    /// Everything wrong with these settings; deployed environments refuse unsafe choices.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let deployed = self.environment.is_deployed();
+        for (name, bind) in [("GAD_BIND", Some(&self.http.bind)), ("GAD_METRICS_BIND", self.metrics.bind.as_ref())] {
+            if let Some(bind) = bind
+                && bind.to_socket_addrs().map_or(true, |mut addrs| addrs.next().is_none())
+            {
+                problems.push(format!("{name} must be host:port, not {bind:?}"));
+            }
+        }
+        if self.http.body_limit_bytes == 0 {
+            problems.push("http.body_limit_bytes must be positive".into());
+        }
+        for origin in &self.http.cors_allowed_origins {
+            if origin == "*" {
+                problems.push("http.cors_allowed_origins must list origins; \"*\" is refused".into());
+            } else if !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                problems.push(format!("CORS origin {origin:?} must start with http:// or https://"));
+            } else if deployed && origin.starts_with("http://") {
+                problems.push(format!("CORS origin {origin:?} must use https in {}", self.environment.as_str()));
+            }
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections must be positive".into());
+        }
+        if self.redis.max_connections == 0 {
+            problems.push("redis.max_connections must be positive".into());
+        }
+        if self.rate_limit.general_per_minute == 0 || self.rate_limit.login_per_minute == 0 {
+            problems.push("rate limits must be at least 1 request per minute".into());
+        }
+        if self.auth.access_token_ttl_s == 0 || self.auth.refresh_token_ttl_s <= self.auth.access_token_ttl_s {
+            problems.push("auth token lifetimes must be positive and refresh longer than access".into());
+        }
+        match &self.auth.jwt_secret {
+            Some(secret) if secret.expose_secret().len() < 32 && deployed => {
+                problems.push("GAD_JWT_SECRET must be at least 32 bytes".into());
+            }
+            None if deployed => problems.push("GAD_JWT_SECRET is required".into()),
+            _ => {}
+        }
+        if self.telegram.effective_mode() == TelegramMode::Webhook && self.telegram.webhook_secret.is_none() {
+            problems.push("TELEGRAM_MODE=webhook requires TELEGRAM_WEBHOOK_SECRET".into());
+        }
+        if deployed {
+            if self.database.url == default_database_url() {
+                problems.push("DATABASE_URL must be set explicitly".into());
+            }
+            if self.metrics.bind.is_none() && self.metrics.token.is_none() {
+                problems.push("metrics would be public: set GAD_METRICS_BIND or GAD_METRICS_TOKEN".into());
+            }
+        }
+        problems
+    }
+
+}
+
+fn default_database_url() -> String {
+    Figment::from(Toml::string(BUILT_IN_DEFAULTS))
+        .extract_inner::<String>("database.url")
+        .unwrap_or_default()
+}
+
+/// Numbers stay numbers so that typed fields parse; everything else is a string.
+fn conventional_value(key: &str, raw: &str) -> anyhow::Result<figment::value::Value> {
+    if key.starts_with("rate_limit.") {
+        let number: u32 = raw
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{key} must be a whole number, not {raw:?}"))?;
+        return Ok(number.into());
+    }
+    Ok(raw.trim().to_owned().into())
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A secret from `NAME`, or from the file named by `NAME_FILE` (container secrets).
+fn secret(name: &str) -> anyhow::Result<Option<SecretString>> {
+    if let Some(value) = var(name).filter(|value| !value.is_empty()) {
+        return Ok(Some(SecretString::from(value)));
+    }
+    match var(&format!("{name}_FILE")) {
+        Some(path) => {
+            let value = std::fs::read_to_string(&path)
+                .map_err(|error| anyhow::anyhow!("cannot read {name}_FILE {path:?}: {error}"))?;
+            Ok(Some(SecretString::from(value.trim_end().to_owned())))
+        }
+        None => Ok(None),
+    }
+}
+
+fn redacted<S: serde::Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if value.is_some() { "<set>" } else { "<unset>" })
+}
+
+fn redacted_url<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url))
+}
+
+fn redacted_optional_url<S: serde::Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_str(&redact_url(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `scheme://user:password@host/db` → `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
+            let masked = if credentials.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            format!("{scheme}://{masked}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}

@@ -1,0 +1,8 @@
+//! The `gad` application: configuration, wiring of adapters into the HTTP layer, and the
+//! commands of the command line. The only crate that sees every other.
+
+pub mod commands;
+pub mod config;
+pub mod password;
+pub mod startup;
+pub mod telemetry;

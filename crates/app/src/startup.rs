@@ -1,0 +1,194 @@
+//! Wiring: builds the adapters from the settings, hands them to the HTTP layer as ports, binds
+//! the listeners and owns the graceful shutdown.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, ServerHandle};
+use gad_domain::health::DependencyCheck;
+use gad_http::{AppState, HttpSettings, MetricsEndpoint};
+use gad_pg::{PgPool, PgSettings, PostgresCheck};
+use gad_redis::{RedisCheck, RedisPool, RedisSettings};
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+use crate::telemetry::prometheus;
+
+/// A bound, not yet running, GAD instance.
+pub struct Application {
+    port: u16,
+    metrics_port: Option<u16>,
+    api: Server,
+    metrics: Option<Server>,
+}
+
+/// Stops a running instance gracefully: listeners close, in-flight requests finish.
+#[derive(Clone)]
+pub struct StopHandle {
+    servers: Vec<ServerHandle>,
+}
+
+impl StopHandle {
+    pub async fn stop(&self) {
+        for server in &self.servers {
+            server.stop(true).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("metrics_port", &self.metrics_port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopHandle").field("servers", &self.servers.len()).finish()
+    }
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let pg_pool = gad_pg::build_pool(&pg_settings(settings))?;
+        let redis_pool = match &settings.redis.url {
+            Some(url) => Some(gad_redis::build_pool(&RedisSettings {
+                url: url.clone(),
+                max_connections: settings.redis.max_connections,
+                timeout: Duration::from_millis(settings.redis.timeout_ms),
+                key_prefix: settings.redis.key_prefix.clone(),
+            })?),
+            None => None,
+        };
+
+        let mut dependencies: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(PostgresCheck::new(pg_pool.clone()))];
+        if let Some(pool) = &redis_pool {
+            let timeout = Duration::from_millis(settings.redis.timeout_ms);
+            dependencies.push(Arc::new(RedisCheck::new(pool.clone(), timeout)));
+        }
+        let state = AppState {
+            dependencies: dependencies.into(),
+            probe_timeout: Duration::from_millis(settings.health.probe_timeout_ms),
+            version: env!("CARGO_PKG_VERSION"),
+            started_at: Instant::now(),
+        };
+        let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
+
+        let listener = TcpListener::bind(&settings.http.bind)?;
+        let port = listener.local_addr()?.port();
+        let http = HttpSettings {
+            body_limit: settings.http.body_limit_bytes,
+            cors_allowed_origins: settings.http.cors_allowed_origins.clone(),
+            hsts: settings.http.hsts,
+            workers: settings.http.workers,
+            shutdown_timeout: Duration::from_secs(settings.http.shutdown_timeout_s),
+            separate_metrics_listener: settings.metrics.bind.is_some(),
+        };
+        let api = gad_http::api_server(listener, state, metrics.clone(), &http)?;
+        let (metrics, metrics_port) = match &settings.metrics.bind {
+            Some(bind) => {
+                let listener = TcpListener::bind(bind)?;
+                let port = listener.local_addr()?.port();
+                (Some(gad_http::metrics_server(listener, &metrics)?), Some(port))
+            }
+            None => (None, None),
+        };
+        tracing::info!(port, metrics_port, environment = settings.environment.as_str(), "listening");
+        Ok(Self { port, metrics_port, api, metrics })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        let mut servers = vec![self.api.handle()];
+        servers.extend(self.metrics.as_ref().map(Server::handle));
+        StopHandle { servers }
+    }
+
+    /// Serves until every server has stopped.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        match self.metrics {
+            Some(metrics) => {
+                let (api, metrics) = tokio::join!(self.api, metrics);
+                api?;
+                metrics?;
+            }
+            None => self.api.await?,
+        }
+        Ok(())
+    }
+}
+
+pub fn pg_settings(settings: &Settings) -> PgSettings {
+    PgSettings {
+        url: settings.database.url.clone(),
+        max_connections: settings.database.max_connections,
+        acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
+        connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
+        application_name: format!("gad-{}", settings.environment.as_str()),
+    }
+}
+
+/// Renders the Prometheus exposition, sampling pool and process gauges at scrape time.
+fn metrics_endpoint(settings: &Settings, pg_pool: PgPool, redis_pool: Option<RedisPool>) -> MetricsEndpoint {
+    let handle = prometheus();
+    let process = metrics_process::Collector::default();
+    process.describe();
+    let render = move || {
+        process.collect();
+        record_pool("postgres", pg_pool.status());
+        if let Some(pool) = &redis_pool {
+            record_pool("redis", pool.status());
+        }
+        handle.run_upkeep();
+        handle.render()
+    };
+    let token = settings.metrics.token.as_ref().map(|token| token.expose_secret().to_owned());
+    MetricsEndpoint::new(Arc::new(render), token)
+}
+
+fn record_pool(pool: &'static str, status: deadpool::Status) {
+    let in_use = status.size.saturating_sub(status.available);
+    metrics::gauge!("pool_connections", "pool" => pool, "state" => "idle").set(status.available as f64);
+    metrics::gauge!("pool_connections", "pool" => pool, "state" => "in_use").set(in_use as f64);
+    metrics::gauge!("pool_max_connections", "pool" => pool).set(status.max_size as f64);
+    metrics::gauge!("pool_waiting", "pool" => pool).set(status.waiting as f64);
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

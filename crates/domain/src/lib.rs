@@ -1,0 +1,10 @@
+//! The domain of GAD: what an operations centre does, independent of how it is stored, served or
+//! delivered. Adapters (`gad-pg`, `gad-redis`, `gad-http`, …) depend on this crate, never the
+//! other way round; CI proves it with `cargo tree -e normal -i <crate>`.
+//!
+//! Ports are `async_trait` traits so that the wiring can hold them as `Arc<dyn Port>` without
+//! generics leaking into routing.
+
+pub mod error;
+pub mod health;
+pub mod users;

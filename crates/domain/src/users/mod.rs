@@ -1,0 +1,46 @@
+//! Users, their roles and the rules about who they are.
+
+mod create;
+mod email;
+mod name;
+mod password;
+mod role;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use create::{CreateUser, CreateUserError, NewUser, UserStore, create_user};
+pub use email::EmailAddress;
+pub use name::PersonName;
+pub use password::{Password, PasswordHash, PasswordHasher};
+pub use role::Role;
+
+/// Identifies a user; UUID v7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(Uuid);
+
+impl UserId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A value that failed validation, with a message fit for the API's field-level details.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub &'static str);

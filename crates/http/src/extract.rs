@@ -1,0 +1,77 @@
+//! Error handlers for actix's own extractors, so that malformed input gets the one envelope:
+//! broken JSON → 400, well-formed JSON of the wrong shape → 422 with the field, oversized → 413,
+//! not JSON → 415, unparsable query → 422, unparsable path segment → 404.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, web};
+
+use crate::error::{ApiError, FieldError};
+
+pub(crate) fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |error, _req: &HttpRequest| json_error(&error, limit).into())
+}
+
+pub(crate) fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _req| query_error(&error).into())
+}
+
+pub(crate) fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_error: PathError, _req| ApiError::not_found().into())
+}
+
+fn json_error(error: &JsonPayloadError, limit: usize) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::payload_too_large(limit)
+        }
+        JsonPayloadError::ContentType => ApiError::unsupported_media_type(),
+        JsonPayloadError::Deserialize(error) if error.is_data() => {
+            ApiError::validation(vec![field_error_from_serde(&error.to_string())])
+        }
+        JsonPayloadError::Deserialize(error) => ApiError::bad_request(format!("malformed JSON: {error}")),
+        _ => ApiError::bad_request("the request body could not be read"),
+    }
+}
+
+fn query_error(error: &QueryPayloadError) -> ApiError {
+    match error {
+        QueryPayloadError::Deserialize(error) => {
+            ApiError::validation(vec![field_error_from_serde(&error.to_string())])
+        }
+        _ => ApiError::bad_request("the query string could not be read"),
+    }
+}
+
+/// Serde names the offending field in its messages (``missing field `title` ``); lift it out
+/// into the `field` of the detail so that clients can highlight it.
+fn field_error_from_serde(message: &str) -> FieldError {
+    let message = message.split(" at line ").next().unwrap_or(message).to_owned();
+    let field = ["missing field `", "unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|marker| {
+            let rest = message.split_once(marker)?.1;
+            rest.split_once('`').map(|(name, _)| name.to_owned())
+        })
+        .unwrap_or_else(|| "body".to_owned());
+    FieldError { field, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_missing_field_and_drops_positions() {
+        let detail = field_error_from_serde("missing field `title` at line 1 column 2");
+        assert_eq!(detail.field, "title");
+        assert_eq!(detail.message, "missing field `title`");
+    }
+
+    #[test]
+    fn falls_back_to_the_body_when_no_field_is_named() {
+        let detail = field_error_from_serde("invalid type: string \"x\", expected u32 at line 1 column 3");
+        assert_eq!(detail.field, "body");
+    }
+}

@@ -1,0 +1,13 @@
+//! The HTTP API: routes, the error envelope, the middleware stack of SPEC §2 and the OpenAPI
+//! document. Only this crate maps errors to statuses.
+
+pub mod error;
+mod extract;
+mod middleware;
+pub mod openapi;
+mod routes;
+mod server;
+mod state;
+
+pub use server::{HttpSettings, api_server, metrics_server};
+pub use state::{AppState, MetricsEndpoint};

@@ -1,0 +1,33 @@
+//! Makes every error response use the envelope, including responses that no handler built:
+//! actix's default 404/405 and any inner middleware's error status.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{Error, ResponseError};
+
+use crate::error::ApiError;
+
+pub(crate) async fn error_envelope(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let response = next.call(req).await?.map_into_boxed_body();
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || carries_envelope(&response) {
+        return Ok(response);
+    }
+    let error = ApiError::from_status(status);
+    let original = response.response();
+    let mut replacement = error.error_response();
+    for (name, value) in original.headers() {
+        if !replacement.headers().contains_key(name) {
+            replacement.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(response.into_response(replacement))
+}
+
+fn carries_envelope(response: &ServiceResponse<BoxBody>) -> bool {
+    response.response().error().is_some_and(|error| error.as_error::<ApiError>().is_some())
+}

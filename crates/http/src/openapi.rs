@@ -1,0 +1,66 @@
+//! The OpenAPI 3.1 document, collected from the very routes that are served.
+
+use actix_web::{HttpResponse, get, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+use crate::error::{ErrorBody, ErrorObject, FieldError};
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "GAD API",
+        description = "Dispatch of field work: tasks, officers, real-time events and privacy. \
+            Every error uses the envelope `ErrorBody`; see docs/API.md."
+    ),
+    tags(
+        (name = "health", description = "Liveness, readiness and dependency health"),
+        (name = "operations", description = "Metrics and the API description"),
+    ),
+    components(schemas(ErrorBody, ErrorObject, FieldError)),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator-configured metrics token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document describing every served route; also what `gad openapi` prints.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, document) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::configure)
+        .split_for_parts();
+    document
+}
+
+/// The serialised document, built once at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenApiJson(pub(crate) String);
+
+/// This document.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+#[get("/api/v1/openapi.json")]
+pub(crate) async fn get_openapi(document: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document.0.clone())
+}

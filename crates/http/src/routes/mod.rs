@@ -1,0 +1,22 @@
+//! Every route, one module per resource; each handler carries its `#[utoipa::path]` and is
+//! registered through utoipa-actix-web so that the OpenAPI document lists exactly what is served.
+
+mod health;
+mod metrics;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub(crate) use metrics::MetricsExposure;
+
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health::get_live)
+        .service(health::get_ready)
+        .service(health::get_api_health)
+        .service(metrics::get_metrics)
+        .service(crate::openapi::get_openapi);
+}
+
+/// Only the metrics route, for the private metrics listener.
+pub(crate) fn configure_metrics_only(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(metrics::get_metrics);
+}

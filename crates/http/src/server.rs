@@ -1,0 +1,139 @@
+//! Assembles the actix servers: the API listener with the full middleware stack, and the
+//! optional private metrics listener. Signals are the app's business (`disable_signals`): it
+//! stops the servers gracefully through their handles.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::extract::{json_config, path_config, query_config};
+use crate::middleware::{RequestSpan, SecurityHeaders, error_envelope, record_metrics, request_id};
+use crate::openapi::{OpenApiJson, document};
+use crate::routes::{self, MetricsExposure};
+use crate::state::{AppState, MetricsEndpoint};
+
+/// How the API listener behaves; built by the app from its configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest accepted request body in bytes (413 beyond).
+    pub body_limit: usize,
+    /// Origins allowed to call the API from a browser; empty allows none.
+    pub cors_allowed_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (the service is reached over TLS).
+    pub hsts: bool,
+    /// Worker threads; `None` uses one per core.
+    pub workers: Option<usize>,
+    /// How long in-flight requests may take to finish after a stop.
+    pub shutdown_timeout: Duration,
+    /// Whether metrics have their own listener (then the API's `/metrics` needs the token).
+    pub separate_metrics_listener: bool,
+}
+
+/// The API server on `listener`. It is not started until awaited (or spawned).
+pub fn api_server(
+    listener: TcpListener,
+    state: AppState,
+    metrics: MetricsEndpoint,
+    settings: &HttpSettings,
+) -> std::io::Result<Server> {
+    let openapi = web::Data::new(OpenApiJson(
+        serde_json::to_string(&document()).map_err(std::io::Error::other)?,
+    ));
+    let state = web::Data::new(state);
+    let metrics = web::Data::new(metrics);
+    let exposure = web::Data::new(MetricsExposure::ApiListener {
+        separate_listener: settings.separate_metrics_listener,
+    });
+    let security = web::Data::new(SecurityHeaders { hsts: settings.hsts });
+    let body_limit = settings.body_limit;
+    let origins = settings.cors_allowed_origins.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .into_app()
+            .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
+            .route("/docs", web::get().to(redirect_to_docs))
+            .app_data(state.clone())
+            .app_data(metrics.clone())
+            .app_data(exposure.clone())
+            .app_data(security.clone())
+            .app_data(openapi.clone())
+            .app_data(json_config(body_limit))
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(query_config())
+            .app_data(path_config())
+            .wrap(from_fn(record_metrics))
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(from_fn(error_envelope))
+            .wrap(from_fn(SecurityHeaders::apply))
+            .wrap(from_fn(request_id))
+            // Outermost: answers preflights itself and never fails a request it passes on.
+            .wrap(cors(&origins))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.shutdown_timeout.as_secs());
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+/// `/docs` → `/docs/`, where the UI's relative asset paths resolve.
+async fn redirect_to_docs() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+}
+
+/// The private metrics listener: `/metrics` only, no token.
+pub fn metrics_server(listener: TcpListener, metrics: &MetricsEndpoint) -> std::io::Result<Server> {
+    let metrics = web::Data::new(metrics.unguarded());
+    let exposure = web::Data::new(MetricsExposure::PrivateListener);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .app_data(exposure.clone())
+            .configure(routes::configure_metrics_only)
+            .wrap(from_fn(error_envelope))
+            .wrap(from_fn(request_id))
+    })
+    .disable_signals()
+    .workers(1)
+    .listen(listener)?
+    .run())
+}
+
+/// Browsers may call from the configured origins only. Other origins are not refused outright
+/// (same-origin and non-browser clients send `Origin` too); they get no CORS headers, so a
+/// browser withholds the response from the calling page.
+fn cors(origins: &[String]) -> Cors {
+    let cors = Cors::default()
+        .block_on_origin_mismatch(false)
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("x-cache"),
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(3600);
+    origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
+}

@@ -1,0 +1,60 @@
+//! What handlers share: the ports they call, built once by the app and cloned per worker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gad_domain::health::DependencyCheck;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL always; Redis when configured.
+    pub dependencies: Arc<[Arc<dyn DependencyCheck>]>,
+    /// Upper bound for one readiness probe, so that health never hangs on a stuck dependency.
+    pub probe_timeout: Duration,
+    pub version: &'static str,
+    pub started_at: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.dependencies.iter().map(|check| check.name()).collect();
+        f.debug_struct("AppState")
+            .field("dependencies", &names)
+            .field("probe_timeout", &self.probe_timeout)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Prometheus endpoint: how to render the exposition and, when it is served on the public
+/// listener, the bearer token that guards it.
+#[derive(Clone)]
+pub struct MetricsEndpoint {
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    token: Option<Arc<str>>,
+}
+
+impl MetricsEndpoint {
+    pub fn new(render: Arc<dyn Fn() -> String + Send + Sync>, token: Option<String>) -> Self {
+        Self { render, token: token.map(Into::into) }
+    }
+
+    /// The same endpoint without a token, for the private metrics listener.
+    pub fn unguarded(&self) -> Self {
+        Self { render: Arc::clone(&self.render), token: None }
+    }
+
+    pub(crate) fn render(&self) -> String {
+        (self.render)()
+    }
+
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
+impl std::fmt::Debug for MetricsEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsEndpoint").field("guarded", &self.token.is_some()).finish_non_exhaustive()
+    }
+}

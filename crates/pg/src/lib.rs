@@ -1,0 +1,15 @@
+//! The PostgreSQL + PostGIS adapter: the generated `schema`, the connection pool, the embedded
+//! migrations and the implementations of the domain's storage ports.
+
+mod enums;
+mod errors;
+pub mod health;
+pub mod migrations;
+pub mod pool;
+#[rustfmt::skip]
+pub mod schema;
+pub mod users;
+
+pub use health::PostgresCheck;
+pub use pool::{PgPool, PgSettings, build_pool};
+pub use users::PgUserStore;

@@ -1,0 +1,8 @@
+//! The Redis adapter. Redis is optional: without `REDIS_URL` the app runs as a single instance
+//! with in-process implementations of the same ports.
+
+mod health;
+mod pool;
+
+pub use health::RedisCheck;
+pub use pool::{RedisPool, RedisSettings, build_pool};

@@ -1,0 +1,4 @@
+DROP FUNCTION IF EXISTS gad_forbid_rewrite();
+DROP FUNCTION IF EXISTS gad_touch_updated_at();
+DROP EXTENSION IF EXISTS pg_trgm;
+DROP EXTENSION IF EXISTS postgis;

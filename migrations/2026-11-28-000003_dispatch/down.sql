@@ -1,0 +1,14 @@
+DROP TABLE IF EXISTS task_status_history;
+DROP TABLE IF EXISTS task_assignments;
+DROP TABLE IF EXISTS tasks;
+DROP FUNCTION IF EXISTS gad_task_status_to_assignments();
+DROP FUNCTION IF EXISTS gad_assignment_mirror_status();
+DROP FUNCTION IF EXISTS gad_tasks_bump_version();
+DROP SEQUENCE IF EXISTS task_code_seq;
+DROP TABLE IF EXISTS officer_locations;
+DROP TABLE IF EXISTS officers;
+DROP TYPE IF EXISTS task_action;
+DROP TYPE IF EXISTS task_status;
+DROP TYPE IF EXISTS task_priority;
+DROP TYPE IF EXISTS task_kind;
+DROP TYPE IF EXISTS officer_availability;

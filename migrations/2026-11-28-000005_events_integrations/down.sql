@@ -1,0 +1,10 @@
+DROP TABLE IF EXISTS telegram_conversations;
+DROP TABLE IF EXISTS telegram_processed_updates;
+DROP TABLE IF EXISTS telegram_link_codes;
+DROP TABLE IF EXISTS telegram_links;
+DROP TABLE IF EXISTS idempotency_keys;
+DROP TABLE IF EXISTS event_consumers;
+DROP TABLE IF EXISTS event_log;
+DROP FUNCTION IF EXISTS gad_event_log_notify();
+DROP FUNCTION IF EXISTS gad_event_log_take_seq();
+DROP TABLE IF EXISTS event_log_head;
