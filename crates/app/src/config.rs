@@ -223,7 +223,7 @@ const CONVENTIONAL: [(&str, &str); 9] = [
 ];
 
 impl Settings {
-    /// Loads and validates the configuration of this process.
+    /// Loads and validates the configuration of this process from every layer.
     pub fn load() -> anyhow::Result<Self> {
         let environment = Environment::parse(&var("GAD_ENV").unwrap_or_default())?;
         let dir = PathBuf::from(var("GAD_CONFIG_DIR").unwrap_or_else(|| "config".into()));
@@ -249,11 +249,23 @@ impl Settings {
         if let Some(filter) = var("RUST_LOG").filter(|filter| !filter.trim().is_empty()) {
             settings.log.filter = filter;
         }
-        let problems = settings.problems();
+        settings.validated()
+    }
+
+    /// The built-in defaults alone, ignoring files and environment (what tests start from).
+    pub fn built_in(environment: Environment) -> anyhow::Result<Self> {
+        let mut settings: Settings = Figment::from(Toml::string(BUILT_IN_DEFAULTS)).extract()?;
+        settings.environment = environment;
+        Ok(settings)
+    }
+
+    /// These settings, or every problem with them at once.
+    pub fn validated(self) -> anyhow::Result<Self> {
+        let problems = self.problems();
         if !problems.is_empty() {
             anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
         }
-        Ok(settings)
+        Ok(self)
     }
 
     /// Everything wrong with these settings; deployed environments refuse unsafe choices.
@@ -315,9 +327,7 @@ impl Settings {
 }
 
 fn default_database_url() -> String {
-    Figment::from(Toml::string(BUILT_IN_DEFAULTS))
-        .extract_inner::<String>("database.url")
-        .unwrap_or_default()
+    Settings::built_in(Environment::Local).map(|settings| settings.database.url).unwrap_or_default()
 }
 
 /// Numbers stay numbers so that typed fields parse; everything else is a string.
@@ -378,5 +388,144 @@ pub fn redact_url(url: &str) -> String {
             format!("{scheme}://{masked}@{host}")
         }
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load() -> Result<Settings, figment::Error> {
+        Settings::load().map_err(|error| figment::Error::from(format!("{error:#}")))
+    }
+
+    #[test]
+    fn layers_apply_in_order_files_then_prefixed_env_then_conventional_variables() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_dir("config")?;
+            jail.create_file("config/default.toml", "[database]\nmax_connections = 3\n[http]\nworkers = 1")?;
+            jail.create_file("config/test.toml", "[database]\nmax_connections = 4\n[http]\nbody_limit_bytes = 10")?;
+            jail.set_env("GAD_ENV", "test");
+            jail.set_env("GAD__HTTP__BODY_LIMIT_BYTES", "20");
+            jail.set_env("GAD__HTTP__BIND", "127.0.0.1:9000");
+            jail.set_env("GAD_BIND", "127.0.0.1:9001");
+            jail.set_env("GAD_RATE_LIMIT_LOGIN", "7");
+            let settings = load()?;
+            assert_eq!(settings.environment, Environment::Test);
+            assert_eq!(settings.http.workers, Some(1), "default.toml from the config dir");
+            assert_eq!(settings.database.max_connections, 4, "<env>.toml beats default.toml");
+            assert_eq!(settings.http.body_limit_bytes, 20, "GAD__ beats files");
+            assert_eq!(settings.http.bind, "127.0.0.1:9001", "GAD_BIND beats GAD__HTTP__BIND");
+            assert_eq!(settings.rate_limit.login_per_minute, 7);
+            assert_eq!(settings.rate_limit.general_per_minute, 100, "built-in default");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn empty_redis_url_means_single_instance_mode() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("REDIS_URL", "");
+            assert!(load()?.redis.url.is_none());
+            jail.set_env("REDIS_URL", "redis://127.0.0.1:6379");
+            assert_eq!(load()?.redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file_and_never_from_config_files() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("jwt.txt", "s3cret-from-a-file-that-is-long-enough\n")?;
+            jail.set_env("GAD_JWT_SECRET_FILE", "jwt.txt");
+            let settings = load()?;
+            let secret = settings.auth.jwt_secret.as_ref().map(|s| s.expose_secret().to_owned());
+            assert_eq!(secret.as_deref(), Some("s3cret-from-a-file-that-is-long-enough"));
+
+            jail.create_dir("config")?;
+            jail.create_file("config/local.toml", "[auth]\njwt_secret = \"in-a-file\"")?;
+            let error = Settings::load().expect_err("a secret in a config file is refused");
+            assert!(format!("{error:#}").contains("jwt_secret"), "{error:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn showing_the_settings_never_reveals_secrets() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("GAD_JWT_SECRET", "super-secret-signing-key-0123456789");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123:bot-token");
+            jail.set_env("DATABASE_URL", "postgres://gad:db-password@db/gad");
+            let shown = serde_json::to_string(&load()?).map_err(|e| e.to_string())?;
+            for secret in ["super-secret-signing-key", "bot-token", "db-password"] {
+                assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+            }
+            assert!(shown.contains("postgres://gad:***@db/gad"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_unsafe_settings() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("GAD_ENV", "production");
+            let error = format!("{:#}", Settings::load().expect_err("unsafe production config"));
+            for expected in ["GAD_JWT_SECRET is required", "DATABASE_URL must be set", "metrics would be public"] {
+                assert!(error.contains(expected), "missing {expected:?} in {error}");
+            }
+            jail.set_env("GAD_JWT_SECRET", "too-short");
+            jail.set_env("DATABASE_URL", "postgres://gad@db/gad");
+            jail.set_env("GAD_METRICS_BIND", "127.0.0.1:9100");
+            let error = format!("{:#}", Settings::load().expect_err("short secret"));
+            assert!(error.contains("at least 32 bytes"), "{error}");
+            jail.set_env("GAD_JWT_SECRET", "a-production-signing-key-of-40-bytes-xxxx");
+            jail.set_env("GAD__HTTP__CORS_ALLOWED_ORIGINS", "[\"http://ops.example\"]");
+            let error = format!("{:#}", Settings::load().expect_err("plain-http origin"));
+            assert!(error.contains("must use https"), "{error}");
+            jail.set_env("GAD__HTTP__CORS_ALLOWED_ORIGINS", "[\"https://ops.example\"]");
+            let settings = load()?;
+            assert_eq!(settings.log.effective_format(settings.environment), LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn wildcard_cors_and_bad_values_are_refused_everywhere() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("GAD__HTTP__CORS_ALLOWED_ORIGINS", "[\"*\"]");
+            jail.set_env("GAD_BIND", "not an address");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123:abc");
+            jail.set_env("TELEGRAM_MODE", "webhook");
+            let error = format!("{:#}", Settings::load().expect_err("invalid"));
+            for expected in ["\"*\" is refused", "GAD_BIND must be host:port", "requires TELEGRAM_WEBHOOK_SECRET"] {
+                assert!(error.contains(expected), "missing {expected:?} in {error}");
+            }
+            jail.set_env("GAD_ENV", "qa");
+            assert!(Settings::load().is_err(), "unknown environment");
+            jail.set_env("GAD_ENV", "local");
+            jail.set_env("GAD_RATE_LIMIT_GENERAL", "many");
+            assert!(Settings::load().is_err(), "non-numeric limit");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn telegram_mode_follows_the_token() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            assert_eq!(load()?.telegram.effective_mode(), TelegramMode::Off);
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123:abc");
+            assert_eq!(load()?.telegram.effective_mode(), TelegramMode::Polling);
+            jail.set_env("TELEGRAM_MODE", "off");
+            assert_eq!(load()?.telegram.effective_mode(), TelegramMode::Off);
+            Ok(())
+        });
     }
 }

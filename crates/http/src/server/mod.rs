@@ -6,7 +6,8 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -37,6 +38,71 @@ pub struct HttpSettings {
     pub separate_metrics_listener: bool,
 }
 
+/// Everything the API's app factory needs, built once and shared by every worker.
+#[derive(Clone)]
+struct Shared {
+    state: web::Data<AppState>,
+    metrics: web::Data<MetricsEndpoint>,
+    exposure: web::Data<MetricsExposure>,
+    security: web::Data<SecurityHeaders>,
+    openapi: web::Data<OpenApiJson>,
+    body_limit: usize,
+    cors_allowed_origins: Vec<String>,
+}
+
+impl Shared {
+    fn new(state: AppState, metrics: MetricsEndpoint, settings: &HttpSettings) -> std::io::Result<Self> {
+        let openapi = serde_json::to_string(&document()).map_err(std::io::Error::other)?;
+        Ok(Self {
+            state: web::Data::new(state),
+            metrics: web::Data::new(metrics),
+            exposure: web::Data::new(MetricsExposure::ApiListener {
+                separate_listener: settings.separate_metrics_listener,
+            }),
+            security: web::Data::new(SecurityHeaders { hsts: settings.hsts }),
+            openapi: web::Data::new(OpenApiJson(openapi)),
+            body_limit: settings.body_limit,
+            cors_allowed_origins: settings.cors_allowed_origins.clone(),
+        })
+    }
+}
+
+/// The API application: every route behind the full middleware stack.
+fn api_app(
+    shared: Shared,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .into_utoipa_app()
+        .configure(routes::configure)
+        .into_app()
+        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
+        .route("/docs", web::get().to(redirect_to_docs))
+        .app_data(shared.state)
+        .app_data(shared.metrics)
+        .app_data(shared.exposure)
+        .app_data(shared.security)
+        .app_data(shared.openapi)
+        .app_data(json_config(shared.body_limit))
+        .app_data(web::PayloadConfig::new(shared.body_limit))
+        .app_data(query_config())
+        .app_data(path_config())
+        .wrap(from_fn(record_metrics))
+        .wrap(TracingLogger::<RequestSpan>::new())
+        .wrap(from_fn(error_envelope))
+        .wrap(from_fn(SecurityHeaders::apply))
+        .wrap(from_fn(request_id))
+        // Outermost: answers preflights itself and never fails a request it passes on.
+        .wrap(cors(&shared.cors_allowed_origins))
+}
+
 /// The API server on `listener`. It is not started until awaited (or spawned).
 pub fn api_server(
     listener: TcpListener,
@@ -44,43 +110,10 @@ pub fn api_server(
     metrics: MetricsEndpoint,
     settings: &HttpSettings,
 ) -> std::io::Result<Server> {
-    let openapi = web::Data::new(OpenApiJson(
-        serde_json::to_string(&document()).map_err(std::io::Error::other)?,
-    ));
-    let state = web::Data::new(state);
-    let metrics = web::Data::new(metrics);
-    let exposure = web::Data::new(MetricsExposure::ApiListener {
-        separate_listener: settings.separate_metrics_listener,
-    });
-    let security = web::Data::new(SecurityHeaders { hsts: settings.hsts });
-    let body_limit = settings.body_limit;
-    let origins = settings.cors_allowed_origins.clone();
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .into_utoipa_app()
-            .configure(routes::configure)
-            .into_app()
-            .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
-            .route("/docs", web::get().to(redirect_to_docs))
-            .app_data(state.clone())
-            .app_data(metrics.clone())
-            .app_data(exposure.clone())
-            .app_data(security.clone())
-            .app_data(openapi.clone())
-            .app_data(json_config(body_limit))
-            .app_data(web::PayloadConfig::new(body_limit))
-            .app_data(query_config())
-            .app_data(path_config())
-            .wrap(from_fn(record_metrics))
-            .wrap(TracingLogger::<RequestSpan>::new())
-            .wrap(from_fn(error_envelope))
-            .wrap(from_fn(SecurityHeaders::apply))
-            .wrap(from_fn(request_id))
-            // Outermost: answers preflights itself and never fails a request it passes on.
-            .wrap(cors(&origins))
-    })
-    .disable_signals()
-    .shutdown_timeout(settings.shutdown_timeout.as_secs());
+    let shared = Shared::new(state, metrics, settings)?;
+    let mut server = HttpServer::new(move || api_app(shared.clone()))
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs());
     if let Some(workers) = settings.workers {
         server = server.workers(workers);
     }
@@ -137,3 +170,6 @@ fn cors(origins: &[String]) -> Cors {
         .max_age(3600);
     origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
 }
+
+#[cfg(test)]
+mod tests;
