@@ -60,7 +60,9 @@ pub async fn create_admin(email: &str, role: Role, first_name: &str, last_name: 
             eprintln!("created {role} {} with id {id}", email.as_str());
             Ok(())
         }
-        Err(CreateUserError::Duplicate(field)) => anyhow::bail!("a user with this {field} already exists"),
+        Err(CreateUserError::Duplicate(field)) => {
+            anyhow::bail!("a user with this {field} already exists")
+        }
         Err(CreateUserError::Store(error)) => Err(error).context("cannot store the user"),
     }
 }

@@ -16,6 +16,21 @@ use serde::{Deserialize, Serialize};
 
 const BUILT_IN_DEFAULTS: &str = include_str!("../../../config/default.toml");
 
+/// The environment files ship inside the binary too, so that a deployment without a config
+/// directory still gets its environment's settings (bind address, HSTS, log format).
+fn built_in_environment_file(environment: Environment) -> &'static str {
+    match environment {
+        Environment::Local => include_str!("../../../config/local.toml"),
+        Environment::Test => include_str!("../../../config/test.toml"),
+        Environment::Staging => include_str!("../../../config/staging.toml"),
+        Environment::Production => include_str!("../../../config/production.toml"),
+    }
+}
+
+fn built_in_layers(environment: Environment) -> Figment {
+    Figment::from(Toml::string(BUILT_IN_DEFAULTS)).merge(Toml::string(built_in_environment_file(environment)))
+}
+
 /// Which deployment this is; decides the config file and how strict validation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,7 +48,9 @@ impl Environment {
             "test" => Ok(Self::Test),
             "staging" => Ok(Self::Staging),
             "production" | "prod" => Ok(Self::Production),
-            other => anyhow::bail!("GAD_ENV must be local, test, staging or production, not {other:?}"),
+            other => {
+                anyhow::bail!("GAD_ENV must be local, test, staging or production, not {other:?}")
+            }
         }
     }
 
@@ -227,7 +244,7 @@ impl Settings {
     pub fn load() -> anyhow::Result<Self> {
         let environment = Environment::parse(&var("GAD_ENV").unwrap_or_default())?;
         let dir = PathBuf::from(var("GAD_CONFIG_DIR").unwrap_or_else(|| "config".into()));
-        let mut figment = Figment::from(Toml::string(BUILT_IN_DEFAULTS));
+        let mut figment = built_in_layers(environment);
         for file in [dir.join("default.toml"), dir.join(format!("{}.toml", environment.as_str()))] {
             if Path::new(&file).is_file() {
                 figment = figment.merge(Toml::file(file));
@@ -252,9 +269,9 @@ impl Settings {
         settings.validated()
     }
 
-    /// The built-in defaults alone, ignoring files and environment (what tests start from).
+    /// The built-in layers alone, ignoring files and environment (what tests start from).
     pub fn built_in(environment: Environment) -> anyhow::Result<Self> {
-        let mut settings: Settings = Figment::from(Toml::string(BUILT_IN_DEFAULTS)).extract()?;
+        let mut settings: Settings = built_in_layers(environment).extract()?;
         settings.environment = environment;
         Ok(settings)
     }
@@ -285,11 +302,14 @@ impl Settings {
         for origin in &self.http.cors_allowed_origins {
             if origin == "*" {
                 problems.push("http.cors_allowed_origins must list origins; \"*\" is refused".into());
-            } else if !(origin.starts_with("https://") || origin.starts_with("http://")) {
-                problems.push(format!("CORS origin {origin:?} must start with http:// or https://"));
+            } else if !is_origin(origin) {
+                problems.push(format!("CORS origin {origin:?} must be scheme://host[:port] with http or https"));
             } else if deployed && origin.starts_with("http://") {
                 problems.push(format!("CORS origin {origin:?} must use https in {}", self.environment.as_str()));
             }
+        }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.push(format!("log filter {:?} is invalid: {error}", self.log.filter));
         }
         if self.database.max_connections == 0 {
             problems.push("database.max_connections must be positive".into());
@@ -323,7 +343,17 @@ impl Settings {
         }
         problems
     }
+}
 
+/// `scheme://host[:port]` exactly, as browsers send it in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
+        return false;
+    };
+    let (host, port) = rest.rsplit_once(':').map_or((rest, None), |(host, port)| (host, Some(port)));
+    !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']'))
+        && port.is_none_or(|port| port.parse::<u16>().is_ok())
 }
 
 fn default_database_url() -> String {
@@ -333,10 +363,8 @@ fn default_database_url() -> String {
 /// Numbers stay numbers so that typed fields parse; everything else is a string.
 fn conventional_value(key: &str, raw: &str) -> anyhow::Result<figment::value::Value> {
     if key.starts_with("rate_limit.") {
-        let number: u32 = raw
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{key} must be a whole number, not {raw:?}"))?;
+        let number: u32 =
+            raw.trim().parse().map_err(|_| anyhow::anyhow!("{key} must be a whole number, not {raw:?}"))?;
         return Ok(number.into());
     }
     Ok(raw.trim().to_owned().into())
@@ -392,6 +420,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[expect(clippy::result_large_err, reason = "figment's Jail works with figment::Error")]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -499,7 +528,7 @@ mod tests {
     fn wildcard_cors_and_bad_values_are_refused_everywhere() {
         Jail::expect_with(|jail| {
             jail.clear_env();
-            jail.set_env("GAD__HTTP__CORS_ALLOWED_ORIGINS", "[\"*\"]");
+            jail.set_env("GAD__HTTP__CORS_ALLOWED_ORIGINS", "[\"*\", \"https://ops.example/path\"]");
             jail.set_env("GAD_BIND", "not an address");
             jail.set_env("TELEGRAM_BOT_TOKEN", "123:abc");
             jail.set_env("TELEGRAM_MODE", "webhook");
@@ -507,6 +536,11 @@ mod tests {
             for expected in ["\"*\" is refused", "GAD_BIND must be host:port", "requires TELEGRAM_WEBHOOK_SECRET"] {
                 assert!(error.contains(expected), "missing {expected:?} in {error}");
             }
+            jail.set_env("RUST_LOG", "");
+            jail.set_env("GAD__HTTP__CORS_ALLOWED_ORIGINS", "[]");
+            jail.set_env("TELEGRAM_MODE", "polling");
+            jail.set_env("GAD_BIND", "127.0.0.1:8080");
+            assert!(Settings::load().is_ok(), "valid once the problems are fixed");
             jail.set_env("GAD_ENV", "qa");
             assert!(Settings::load().is_err(), "unknown environment");
             jail.set_env("GAD_ENV", "local");

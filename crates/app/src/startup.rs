@@ -30,9 +30,13 @@ pub struct StopHandle {
 }
 
 impl StopHandle {
-    pub async fn stop(&self) {
-        for server in &self.servers {
-            server.stop(true).await;
+    /// Requests the stop at once; the returned future resolves when every server has drained.
+    pub fn stop(&self) -> impl Future<Output = ()> + use<> {
+        let draining: Vec<_> = self.servers.iter().map(|server| server.stop(true)).collect();
+        async move {
+            for server in draining {
+                server.await;
+            }
         }
     }
 }

@@ -37,9 +37,7 @@ fn json_error(error: &JsonPayloadError, limit: usize) -> ApiError {
 
 fn query_error(error: &QueryPayloadError) -> ApiError {
     match error {
-        QueryPayloadError::Deserialize(error) => {
-            ApiError::validation(vec![field_error_from_serde(&error.to_string())])
-        }
+        QueryPayloadError::Deserialize(error) => ApiError::validation(vec![field_error_from_serde(&error.to_string())]),
         _ => ApiError::bad_request("the query string could not be read"),
     }
 }

@@ -47,10 +47,9 @@ impl DependencyCheck for PostgresCheck {
         .await;
         match probe {
             Ok(Migrated { migrated: true }) => DependencyStatus::Up,
-            Ok(Migrated { migrated: false }) => DependencyStatus::Down(format!(
-                "schema not migrated to {} (run `gad migrate`)",
-                self.expected_version
-            )),
+            Ok(Migrated { migrated: false }) => {
+                DependencyStatus::Down(format!("schema not migrated to {} (run `gad migrate`)", self.expected_version))
+            }
             Err(DieselError::DatabaseError(_, info)) if info.message().contains("does not exist") => {
                 DependencyStatus::Down("schema not migrated (run `gad migrate`)".into())
             }

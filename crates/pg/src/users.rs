@@ -45,16 +45,13 @@ impl UserStore for PgUserStore {
             role: RoleColumn(user.role),
         };
         let mut conn = connection(&self.pool).await?;
-        diesel::insert_into(users::table)
-            .values(&row)
-            .execute(&mut conn)
-            .await
-            .map(drop)
-            .map_err(|error| match violated_unique_constraint(&error) {
+        diesel::insert_into(users::table).values(&row).execute(&mut conn).await.map(drop).map_err(|error| {
+            match violated_unique_constraint(&error) {
                 Some("users_email_key") => CreateUserError::Duplicate("email"),
                 Some("users_national_id_key") => CreateUserError::Duplicate("national_id"),
                 _ => CreateUserError::Store(query_error(error)),
-            })
+            }
+        })
     }
 }
 

@@ -34,10 +34,7 @@ impl DependencyCheck for RedisCheck {
     async fn check(&self) -> DependencyStatus {
         let ping = async {
             let mut conn = self.pool.get().await.map_err(|error| error.to_string())?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|error| error.to_string())
+            redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|error| error.to_string())
         };
         match tokio::time::timeout(self.timeout, ping).await {
             Ok(Ok(_)) => DependencyStatus::Up,

@@ -44,10 +44,7 @@ impl TestDatabase {
     async fn create(options: &str) -> Self {
         let name = format!("gad_test_{}", uuid::Uuid::now_v7().simple());
         let mut admin = admin_connection().await;
-        diesel::sql_query(format!("CREATE DATABASE \"{name}\" {options}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\" {options}")).execute(&mut admin).await.unwrap();
         let url = database_url(&name);
         Self { name, url }
     }
@@ -115,11 +112,11 @@ async fn build_template() -> String {
         .unwrap()
         == 1;
     if !exists {
+        drop_stale_templates(&mut admin).await;
         let building = format!("{name}_building");
-        for statement in [
-            format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"),
-            format!("CREATE DATABASE \"{building}\""),
-        ] {
+        for statement in
+            [format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"), format!("CREATE DATABASE \"{building}\"")]
+        {
             diesel::sql_query(statement).execute(&mut admin).await.unwrap();
         }
         gad_pg::migrations::run_pending(&database_url(&building)).await.unwrap();
@@ -134,6 +131,24 @@ async fn build_template() -> String {
         .await
         .unwrap();
     name
+}
+
+#[derive(diesel::QueryableByName)]
+struct DatabaseName {
+    #[diesel(sql_type = Text)]
+    datname: String,
+}
+
+/// Templates of earlier migration sets are never used again; they only take space.
+async fn drop_stale_templates(admin: &mut AsyncPgConnection) {
+    let stale: Vec<DatabaseName> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'gad\\_template\\_%'")
+            .load(admin)
+            .await
+            .unwrap();
+    for DatabaseName { datname } in stale {
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{datname}\" WITH (FORCE)")).execute(admin).await.unwrap();
+    }
 }
 
 /// A hash of every migration file's path and content.

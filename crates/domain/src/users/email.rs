@@ -50,9 +50,19 @@ mod tests {
     #[test]
     fn rejects_what_is_not_an_address() {
         let long = format!("{}@example.com", "a".repeat(250));
-        for raw in ["", "   ", "plain", "a@b", "@example.com", "a@@example.com", "a b@example.com",
-            "a@example..com", "a@.example.com", "a@example.com.", long.as_str()]
-        {
+        for raw in [
+            "",
+            "   ",
+            "plain",
+            "a@b",
+            "@example.com",
+            "a@@example.com",
+            "a b@example.com",
+            "a@example..com",
+            "a@.example.com",
+            "a@example.com.",
+            long.as_str(),
+        ] {
             assert!(EmailAddress::parse(raw).is_err(), "{raw:?} should be rejected");
         }
     }

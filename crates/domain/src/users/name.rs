@@ -14,10 +14,7 @@ impl PersonName {
         if length > 100 {
             return Err(InvalidValue("must be at most 100 characters"));
         }
-        if !value
-            .chars()
-            .all(|c| c.is_alphabetic() || matches!(c, ' ' | '\'' | '-' | '.'))
-        {
+        if !value.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '\'' | '-' | '.')) {
             return Err(InvalidValue("may contain only letters, spaces, ', - and ."));
         }
         Ok(Self(value.to_owned()))

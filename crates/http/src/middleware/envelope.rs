@@ -3,6 +3,7 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError};
 
@@ -28,6 +29,13 @@ pub(crate) async fn error_envelope(
     Ok(response.into_response(replacement))
 }
 
+/// Errors raised as `ApiError`, and JSON bodies a handler built on purpose (readiness), are
+/// already in the envelope; actix's own error responses are empty or plain text.
 fn carries_envelope(response: &ServiceResponse<BoxBody>) -> bool {
-    response.response().error().is_some_and(|error| error.as_error::<ApiError>().is_some())
+    let raised_by_us = response.response().error().is_some_and(|error| error.as_error::<ApiError>().is_some());
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    raised_by_us || (response.response().error().is_none() && is_json)
 }

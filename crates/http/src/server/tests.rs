@@ -86,7 +86,11 @@ async fn service(
 
 /// Sends `request` and returns status, headers and the JSON body (Null when not JSON).
 async fn call(
-    app: &impl actix_web::dev::Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+    app: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
     request: test::TestRequest,
 ) -> (StatusCode, header::HeaderMap, Value) {
     let response = test::call_service(app, request.to_request()).await;

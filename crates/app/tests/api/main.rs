@@ -1,0 +1,10 @@
+//! Black-box tests of the `gad` application against real PostgreSQL and Redis: one binary,
+//! one module per concern.
+
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod cli;
+mod health;
+mod helpers;
+mod metrics;
+mod shutdown;
