@@ -1,51 +1,35 @@
 // @generated automatically by Diesel CLI.
 
 pub mod sql_types {
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "audit_outcome"))]
     pub struct AuditOutcome;
 
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "consent_type"))]
     pub struct ConsentType;
 
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "officer_availability"))]
     pub struct OfficerAvailability;
 
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "task_action"))]
     pub struct TaskAction;
 
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "task_kind"))]
     pub struct TaskKind;
 
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "task_priority"))]
     pub struct TaskPriority;
 
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "task_status"))]
     pub struct TaskStatus;
 
-    #[derive(
-        diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType,
-    )]
+    #[derive(diesel::query_builder::QueryId, Clone, std::fmt::Debug, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "user_role"))]
     pub struct UserRole;
 }
