@@ -13,7 +13,7 @@ use crate::routes;
     info(
         title = "GAD API",
         description = "Dispatch of field work: tasks, officers, real-time events and privacy. \
-            Every error uses the envelope `ErrorBody`; see docs/API.md."
+            Every error response uses one envelope, `ErrorBody`."
     ),
     tags(
         (name = "health", description = "Liveness, readiness and dependency health"),

@@ -15,6 +15,7 @@ pub(crate) enum MetricsExposure {
     ApiListener { separate_listener: bool },
 }
 
+/// Prometheus metrics: HTTP traffic by route pattern, pools, dependencies and the process.
 #[utoipa::path(
     tag = "operations",
     responses(

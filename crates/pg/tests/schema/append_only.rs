@@ -4,7 +4,7 @@ use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gad_test_support::TestDatabase;
 
-use crate::fixtures::{failure_message, user};
+use crate::fixtures::{audit_event, failure_message, user};
 
 #[tokio::test]
 async fn records_cannot_be_rewritten_or_removed() {
@@ -20,15 +20,7 @@ async fn records_cannot_be_rewritten_or_removed() {
     .execute(&mut conn)
     .await
     .unwrap();
-    diesel::sql_query(
-        "INSERT INTO audit_events (id, actor_id, action, resource_type, outcome) \
-         VALUES ($1, $2, 'auth.login', 'user', 'success')",
-    )
-    .bind::<SqlUuid, _>(uuid::Uuid::now_v7())
-    .bind::<SqlUuid, _>(subject)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    audit_event(&mut conn, subject).await;
 
     for statement in [
         "UPDATE consents SET granted = false",
@@ -46,15 +38,7 @@ async fn privacy_maintenance_may_erase_inside_its_own_transaction_only() {
     let database = TestDatabase::migrated().await;
     let mut conn = database.connect().await;
     let subject = user(&mut conn, "officer").await;
-    diesel::sql_query(
-        "INSERT INTO audit_events (id, actor_id, action, resource_type, outcome, ip) \
-         VALUES ($1, $2, 'auth.login', 'user', 'success', '10.0.0.1')",
-    )
-    .bind::<SqlUuid, _>(uuid::Uuid::now_v7())
-    .bind::<SqlUuid, _>(subject)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    audit_event(&mut conn, subject).await;
 
     let erased = conn
         .transaction::<_, diesel::result::Error, _>(async |conn| {

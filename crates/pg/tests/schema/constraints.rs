@@ -4,7 +4,7 @@ use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::RunQueryDsl;
 use gad_test_support::TestDatabase;
 
-use crate::fixtures::{failure_message, task, user, violated};
+use crate::fixtures::{failure_message, task, update_task, user, violated};
 
 #[tokio::test]
 async fn emails_national_ids_and_badges_are_unique_regardless_of_case() {
@@ -50,15 +50,14 @@ async fn task_dates_and_states_stay_coherent() {
 
     let task = task(&mut conn, operator).await;
     let cases = [
-        ("UPDATE tasks SET status = 'in_progress' WHERE id = $1", "tasks_started_has_start"),
-        ("UPDATE tasks SET status = 'paused', actual_start = now() WHERE id = $1", "tasks_paused_matches_status"),
-        ("UPDATE tasks SET status = 'cancelled' WHERE id = $1", "tasks_finished_has_end"),
-        ("UPDATE tasks SET title = 'x' WHERE id = $1", "tasks_title_check"),
-        ("UPDATE tasks SET total_paused_seconds = -1 WHERE id = $1", "tasks_total_paused_seconds_check"),
+        ("status = 'in_progress'", "tasks_started_has_start"),
+        ("status = 'paused', actual_start = now()", "tasks_paused_matches_status"),
+        ("status = 'cancelled'", "tasks_finished_has_end"),
+        ("title = 'x'", "tasks_title_check"),
+        ("total_paused_seconds = -1", "tasks_total_paused_seconds_check"),
     ];
-    for (statement, constraint) in cases {
-        let outcome = diesel::sql_query(statement).bind::<SqlUuid, _>(task).execute(&mut conn).await;
-        assert_eq!(violated(outcome), constraint, "{statement}");
+    for (assignments, constraint) in cases {
+        assert_eq!(violated(update_task(&mut conn, task, assignments).await), constraint, "{assignments}");
     }
 }
 
@@ -82,11 +81,7 @@ async fn every_update_bumps_the_task_version() {
     let operator = user(&mut conn, "operator").await;
     let task = task(&mut conn, operator).await;
     for _ in 0..2 {
-        diesel::sql_query("UPDATE tasks SET notes = 'seen' WHERE id = $1")
-            .bind::<SqlUuid, _>(task)
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        update_task(&mut conn, task, "notes = 'seen'").await.unwrap();
     }
     let version: i64 =
         diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT version FROM tasks").get_result(&mut conn).await.unwrap();

@@ -57,10 +57,27 @@ pub async fn assign(conn: &mut AsyncPgConnection, task: Uuid, officer: Uuid) -> 
 }
 
 pub async fn start(conn: &mut AsyncPgConnection, task: Uuid) -> Result<usize, Error> {
-    diesel::sql_query("UPDATE tasks SET status = 'in_progress', actual_start = now() WHERE id = $1")
+    update_task(conn, task, "status = 'in_progress', actual_start = now()").await
+}
+
+/// `UPDATE tasks SET <assignments> WHERE id = task`.
+pub async fn update_task(conn: &mut AsyncPgConnection, task: Uuid, assignments: &str) -> Result<usize, Error> {
+    diesel::sql_query(format!("UPDATE tasks SET {assignments} WHERE id = $1"))
         .bind::<SqlUuid, _>(task)
         .execute(conn)
         .await
+}
+
+pub async fn audit_event(conn: &mut AsyncPgConnection, actor: Uuid) {
+    diesel::sql_query(
+        "INSERT INTO audit_events (id, actor_id, action, resource_type, outcome, ip) \
+         VALUES ($1, $2, 'auth.login', 'user', 'success', '10.0.0.1')",
+    )
+    .bind::<SqlUuid, _>(Uuid::now_v7())
+    .bind::<SqlUuid, _>(actor)
+    .execute(conn)
+    .await
+    .unwrap();
 }
 
 /// The constraint a statement violated, when it failed with a constraint violation.

@@ -1,11 +1,10 @@
 //! "An officer is in progress on at most one task", enforced by the database under concurrency.
 
-use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures_util::future::join_all;
 use gad_test_support::TestDatabase;
 
-use crate::fixtures::{assign, officer, start, task, user, violated};
+use crate::fixtures::{assign, officer, start, task, update_task, user, violated};
 
 const RULE: &str = "task_assignments_one_in_progress_per_officer";
 
@@ -58,29 +57,14 @@ async fn finishing_frees_the_officer_and_pausing_does_too() {
     start(&mut conn, first).await.unwrap();
     assert_eq!(violated(start(&mut conn, second).await), RULE);
 
-    diesel::sql_query("UPDATE tasks SET status = 'paused', paused_at = now() WHERE id = $1")
-        .bind::<SqlUuid, _>(first)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    update_task(&mut conn, first, "status = 'paused', paused_at = now()").await.unwrap();
     start(&mut conn, second).await.expect("a paused task does not hold the officer");
 
-    let resume = diesel::sql_query("UPDATE tasks SET status = 'in_progress', paused_at = NULL WHERE id = $1")
-        .bind::<SqlUuid, _>(first)
-        .execute(&mut conn)
-        .await;
-    assert_eq!(violated(resume), RULE, "resuming re-checks the rule");
+    let resume = "status = 'in_progress', paused_at = NULL";
+    assert_eq!(violated(update_task(&mut conn, first, resume).await), RULE, "resuming re-checks the rule");
 
-    diesel::sql_query("UPDATE tasks SET status = 'completed', actual_end = now() WHERE id = $1")
-        .bind::<SqlUuid, _>(second)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    diesel::sql_query("UPDATE tasks SET status = 'in_progress', paused_at = NULL WHERE id = $1")
-        .bind::<SqlUuid, _>(first)
-        .execute(&mut conn)
-        .await
-        .expect("free again once the other task is completed");
+    update_task(&mut conn, second, "status = 'completed', actual_end = now()").await.unwrap();
+    update_task(&mut conn, first, resume).await.expect("free again once the other task is completed");
 }
 
 #[tokio::test]
