@@ -32,9 +32,15 @@ run: services
     echo "GAD: http://${GAD_BIND:-127.0.0.1:8080}  (docs: /docs, metrics: /metrics)"
     GAD_ENV=${GAD_ENV:-local} exec {{gad}} serve
 
-# Run every test against real PostgreSQL+PostGIS and Redis.
+# Run every test against real PostgreSQL+PostGIS and Redis; ends with the totals.
 test: services
-    source .data/env && cargo test --workspace --locked
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source .data/env
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    cargo test --workspace --locked 2>&1 | tee "$log"
+    awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
 
 # Format the code.
 fmt:
