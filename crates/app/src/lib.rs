@@ -4,5 +4,6 @@
 pub mod commands;
 pub mod config;
 pub mod password;
+pub mod revocations;
 pub mod startup;
 pub mod telemetry;

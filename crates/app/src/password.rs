@@ -2,21 +2,54 @@
 //! blocking pool so that a burst of logins never stalls the async workers.
 
 use argon2::password_hash::rand_core::OsRng;
+use std::sync::Arc;
+
+use argon2::PasswordVerifier;
 use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use gad_domain::error::StoreError;
-use gad_domain::users::{Password, PasswordHash, PasswordHasher};
+use gad_domain::users::{Password, PasswordCheck, PasswordHash, PasswordHasher};
 
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     params: Params,
+    /// Verified against when the account does not exist, so that both cases cost the same.
+    dummy: Arc<str>,
 }
 
 impl Argon2Hasher {
     pub fn owasp() -> Self {
-        Self { params: owasp_params() }
+        let params = owasp_params();
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy = argon2id(&params)
+            .hash_password(b"no account has this password", &salt)
+            .map_or_else(|_| Arc::from(""), |hash| Arc::from(hash.to_string()));
+        Self { params, dummy }
     }
+}
+
+fn argon2id(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+/// Whether `stored` matches `candidate`; imported bcrypt hashes (`$2a$`, `$2b$`, `$2y$`) too.
+fn matches(stored: &str, candidate: &str) -> bool {
+    if stored.starts_with("$2") {
+        return bcrypt::verify(candidate, stored).unwrap_or(false);
+    }
+    argon2::PasswordHash::new(stored)
+        .is_ok_and(|parsed| Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok())
+}
+
+/// A hash that is not argon2id with today's parameters is replaced at the next login.
+fn is_outdated(stored: &str, params: &Params) -> bool {
+    let Ok(parsed) = argon2::PasswordHash::new(stored) else {
+        return true;
+    };
+    parsed.algorithm != Algorithm::Argon2id.ident()
+        || Params::try_from(&parsed)
+            .map_or(true, |current| current.m_cost() < params.m_cost() || current.t_cost() < params.t_cost())
 }
 
 #[expect(clippy::expect_used, reason = "constant parameters that argon2 accepts")]
@@ -24,16 +57,37 @@ fn owasp_params() -> Params {
     Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2id parameters are valid")
 }
 
+fn hash_with(params: &Params, password: &str) -> Result<PasswordHash, StoreError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2id(params)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| PasswordHash::new(hash.to_string()))
+        .map_err(|error| StoreError::Unexpected(error.to_string().into()))
+}
+
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: Password) -> Result<PasswordHash, StoreError> {
         let params = self.params.clone();
+        tokio::task::spawn_blocking(move || hash_with(&params, password.expose()))
+            .await
+            .map_err(StoreError::unexpected)?
+    }
+
+    async fn verify(&self, stored: Option<PasswordHash>, candidate: String) -> Result<PasswordCheck, StoreError> {
+        let params = self.params.clone();
+        let dummy = Arc::clone(&self.dummy);
         tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-                .hash_password(password.expose().as_bytes(), &salt)
-                .map(|hash| PasswordHash::new(hash.to_string()))
-                .map_err(|error| StoreError::Unexpected(error.to_string().into()))
+            let Some(stored) = stored else {
+                matches(&dummy, &candidate);
+                return Ok(PasswordCheck::Invalid);
+            };
+            if !matches(stored.as_str(), &candidate) {
+                return Ok(PasswordCheck::Invalid);
+            }
+            let rehash =
+                if is_outdated(stored.as_str(), &params) { Some(hash_with(&params, &candidate)?) } else { None };
+            Ok(PasswordCheck::Valid { rehash })
         })
         .await
         .map_err(StoreError::unexpected)?
@@ -43,7 +97,6 @@ impl PasswordHasher for Argon2Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::PasswordVerifier;
 
     #[tokio::test]
     async fn hashes_with_argon2id_and_verifies() {
@@ -53,5 +106,40 @@ mod tests {
         let parsed = argon2::PasswordHash::new(hash.as_str()).expect("PHC string");
         assert!(Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok());
         assert!(Argon2::default().verify_password(b"wrong password!!", &parsed).is_err());
+    }
+
+    #[tokio::test]
+    async fn current_hashes_verify_without_rehash_and_wrong_passwords_fail() {
+        let hasher = Argon2Hasher::owasp();
+        let password = Password::parse("correct horse battery staple".into()).expect("valid");
+        let hash = hasher.hash(password.clone()).await.expect("hashed");
+        let check = hasher.verify(Some(hash.clone()), password.expose().to_owned()).await.expect("verified");
+        assert_eq!(check, PasswordCheck::Valid { rehash: None });
+        let wrong = hasher.verify(Some(hash), "wrong horse battery staple".into()).await.expect("verified");
+        assert_eq!(wrong, PasswordCheck::Invalid);
+        let unknown = hasher.verify(None, "no account has this password".into()).await.expect("verified");
+        assert_eq!(unknown, PasswordCheck::Invalid, "the dummy hash never lets anyone in");
+    }
+
+    #[tokio::test]
+    async fn imported_bcrypt_hashes_verify_and_are_rehashed_to_argon2id() {
+        let imported = bcrypt::hash("legacy password 2019", 4).expect("bcrypt");
+        assert!(imported.starts_with("$2b$04$"));
+        let hasher = Argon2Hasher::owasp();
+        let check = hasher.verify(Some(PasswordHash::new(imported.clone())), "legacy password 2019".into()).await;
+        let Ok(PasswordCheck::Valid { rehash: Some(rehash) }) = check else { panic!("expected a rehash: {check:?}") };
+        assert!(rehash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        let again = hasher.verify(Some(rehash), "legacy password 2019".into()).await.expect("verified");
+        assert_eq!(again, PasswordCheck::Valid { rehash: None });
+        let wrong = hasher.verify(Some(PasswordHash::new(imported)), "not it".into()).await.expect("verified");
+        assert_eq!(wrong, PasswordCheck::Invalid);
+    }
+
+    #[tokio::test]
+    async fn weaker_argon2_parameters_are_upgraded() {
+        let weak = Params::new(4096, 1, 1, None).expect("params");
+        let stored = hash_with(&weak, "an old but valid password").expect("hashed");
+        let check = Argon2Hasher::owasp().verify(Some(stored), "an old but valid password".into()).await;
+        assert!(matches!(check, Ok(PasswordCheck::Valid { rehash: Some(_) })), "{check:?}");
     }
 }

@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use gad_domain::health::DependencyCheck;
+use gad_http::auth::{AuthServices, TokenIssuer, TokenSettings};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint};
-use gad_pg::{PgPool, PgSettings, PostgresCheck};
-use gad_redis::{RedisCheck, RedisPool, RedisSettings};
+use gad_pg::{PgAuthStore, PgPool, PgSettings, PgUserStore, PostgresCheck};
+use gad_redis::{RedisCheck, RedisPool, RedisSettings, RevocationChannel};
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
+use crate::password::Argon2Hasher;
+use crate::revocations::RevocationHub;
 use crate::telemetry::prometheus;
 
 /// A bound, not yet running, GAD instance.
@@ -80,6 +83,7 @@ impl Application {
             version: env!("CARGO_PKG_VERSION"),
             started_at: Instant::now(),
         };
+        let auth = auth_services(settings, &pg_pool, redis_pool.as_ref())?;
         let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
@@ -92,7 +96,7 @@ impl Application {
             shutdown_timeout: Duration::from_secs(settings.http.shutdown_timeout_s),
             separate_metrics_listener: settings.metrics.bind.is_some(),
         };
-        let api = gad_http::api_server(listener, state, metrics.clone(), &http)?;
+        let api = gad_http::api_server(listener, state, auth, metrics.clone(), &http)?;
         let (metrics, metrics_port) = match &settings.metrics.bind {
             Some(bind) => {
                 let listener = TcpListener::bind(bind)?;
@@ -131,6 +135,48 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Authentication: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis
+/// when configured) and the token keys.
+fn auth_services(
+    settings: &Settings,
+    pg_pool: &PgPool,
+    redis_pool: Option<&RedisPool>,
+) -> anyhow::Result<AuthServices> {
+    let store = PgAuthStore::new(pg_pool.clone());
+    let channel = match (&settings.redis.url, redis_pool) {
+        (Some(url), Some(pool)) => Some(RevocationChannel::new(url, pool.clone(), &settings.redis.key_prefix)?),
+        _ => None,
+    };
+    let access_ttl = time::Duration::seconds(i64::try_from(settings.auth.access_token_ttl_s)?);
+    let refresh_ttl = time::Duration::seconds(i64::try_from(settings.auth.refresh_token_ttl_s)?);
+    let revocations = RevocationHub::new(store.clone(), channel, access_ttl);
+    revocations.spawn_sync();
+    let secret = match &settings.auth.jwt_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => {
+            // Allowed only locally and in tests (validation refuses it elsewhere).
+            tracing::warn!("GAD_JWT_SECRET is unset: signing with a random key; tokens die with this process");
+            let mut key = vec![0u8; 32];
+            getrandom::fill(&mut key).map_err(|error| anyhow::anyhow!("no randomness for a signing key: {error}"))?;
+            key
+        }
+    };
+    Ok(AuthServices {
+        logins: Arc::new(store.clone()),
+        sessions: Arc::new(store),
+        users: Arc::new(PgUserStore::new(pg_pool.clone())),
+        hasher: Arc::new(Argon2Hasher::owasp()),
+        revocations,
+        tokens: TokenIssuer::new(TokenSettings {
+            secret,
+            issuer: settings.auth.issuer.clone(),
+            audience: settings.auth.audience.clone(),
+            access_ttl,
+            refresh_ttl,
+        }),
+    })
 }
 
 pub fn pg_settings(settings: &Settings) -> PgSettings {

@@ -5,6 +5,7 @@
 //! Ports are `async_trait` traits so that the wiring can hold them as `Arc<dyn Port>` without
 //! generics leaking into routing.
 
+pub mod audit;
 pub mod error;
 pub mod health;
 pub mod users;

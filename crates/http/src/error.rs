@@ -95,6 +95,21 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
 
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "you may not do this")
+    }
+
+    /// Too many failed logins: the account is locked for `retry_after_s` more seconds.
+    pub fn account_locked(retry_after_s: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "account_locked",
+            "too many failed logins; the account is locked for a while",
+        );
+        error.retry_after = Some(retry_after_s.max(1));
+        error
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
         error.retry_after = Some(UNAVAILABLE_RETRY_AFTER_S);
@@ -112,7 +127,7 @@ impl ApiError {
         match status {
             StatusCode::BAD_REQUEST => Self::bad_request("the request is malformed"),
             StatusCode::UNAUTHORIZED => Self::unauthenticated("authentication is required"),
-            StatusCode::FORBIDDEN => Self::new(status, "forbidden", "this action is not allowed"),
+            StatusCode::FORBIDDEN => Self::forbidden(),
             StatusCode::NOT_FOUND => Self::not_found(),
             StatusCode::METHOD_NOT_ALLOWED => Self::method_not_allowed(),
             StatusCode::PAYLOAD_TOO_LARGE => Self::new(status, "payload_too_large", "the request body is too large"),

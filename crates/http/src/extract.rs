@@ -27,12 +27,24 @@ fn json_error(error: &JsonPayloadError, limit: usize) -> ApiError {
             ApiError::payload_too_large(limit)
         }
         JsonPayloadError::ContentType => ApiError::unsupported_media_type(),
-        JsonPayloadError::Deserialize(error) if error.is_data() => {
-            ApiError::validation(vec![field_error_from_serde(&error.to_string())])
-        }
-        JsonPayloadError::Deserialize(error) => ApiError::bad_request(format!("malformed JSON: {error}")),
+        JsonPayloadError::Deserialize(error) => json_body_error(error),
         _ => ApiError::bad_request("the request body could not be read"),
     }
+}
+
+/// A JSON body read by hand (handlers that accept more than one media type): broken JSON → 400,
+/// the wrong shape → 422 naming the field.
+pub(crate) fn json_body_error(error: &serde_json::Error) -> ApiError {
+    if error.is_data() {
+        ApiError::validation(vec![field_error_from_serde(&error.to_string())])
+    } else {
+        ApiError::bad_request(format!("malformed JSON: {error}"))
+    }
+}
+
+/// A form body that does not have the expected fields.
+pub(crate) fn form_body_error(error: &serde_urlencoded::de::Error) -> ApiError {
+    ApiError::validation(vec![field_error_from_serde(&error.to_string())])
 }
 
 fn query_error(error: &QueryPayloadError) -> ApiError {

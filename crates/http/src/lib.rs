@@ -1,6 +1,7 @@
 //! The HTTP API: routes, the error envelope, the middleware stack of SPEC §2 and the OpenAPI
 //! document. Only this crate maps errors to statuses.
 
+pub mod auth;
 pub mod error;
 mod extract;
 mod middleware;

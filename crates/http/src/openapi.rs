@@ -18,6 +18,7 @@ use crate::routes;
     tags(
         (name = "health", description = "Liveness, readiness and dependency health"),
         (name = "operations", description = "Metrics and the API description"),
+        (name = "auth", description = "Login, token refresh, logout and the current user"),
     ),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)
@@ -29,6 +30,16 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from POST /api/v1/auth/login"))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "metrics_token",
             SecurityScheme::Http(

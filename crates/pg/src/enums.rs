@@ -5,6 +5,7 @@ use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
+use gad_domain::audit::Outcome;
 use gad_domain::users::Role;
 use std::io::Write;
 
@@ -47,4 +48,10 @@ pg_enum!(RoleColumn, Role, sql_types::UserRole, {
     Role::Supervisor => "supervisor",
     Role::Operator => "operator",
     Role::Officer => "officer",
+});
+
+pg_enum!(OutcomeColumn, Outcome, sql_types::AuditOutcome, {
+    Outcome::Success => "success",
+    Outcome::Failure => "failure",
+    Outcome::Denied => "denied",
 });

@@ -1,6 +1,8 @@
 //! The PostgreSQL + PostGIS adapter: the generated `schema`, the connection pool, the embedded
 //! migrations and the implementations of the domain's storage ports.
 
+mod audit;
+pub mod auth;
 mod enums;
 mod errors;
 pub mod health;
@@ -10,6 +12,7 @@ pub mod pool;
 pub mod schema;
 pub mod users;
 
+pub use auth::PgAuthStore;
 pub use health::PostgresCheck;
 pub use pool::{PgPool, PgSettings, build_pool};
 pub use users::PgUserStore;

@@ -3,6 +3,8 @@
 
 mod health;
 mod pool;
+mod revocations;
 
 pub use health::RedisCheck;
 pub use pool::{RedisPool, RedisSettings, build_pool};
+pub use revocations::RevocationChannel;

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use gad_app::config::{Environment, Settings};
+use gad_app::password::Argon2Hasher;
 use gad_app::startup::{Application, StopHandle};
+use gad_domain::users::{CreateUser, EmailAddress, Password, PersonName, Role, UserId, create_user};
+use gad_pg::PgUserStore;
 use gad_test_support::{TestDatabase, TestRedis};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -12,6 +15,16 @@ use serde_json::Value;
 /// An address where nothing listens: connections are refused at once.
 pub const REFUSED_POSTGRES: &str = "postgres://postgres@127.0.0.1:1/gad";
 pub const REFUSED_REDIS: &str = "redis://127.0.0.1:1";
+
+/// The body of a successful login or refresh.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Database {
@@ -42,12 +55,18 @@ impl Default for Options {
     }
 }
 
+/// Signs the tokens of every test instance, so that peers accept each other's tokens.
+pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-for-hs256";
+/// A password that passes the rules, for users created by tests.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 #[derive(Debug)]
 pub struct TestApp {
     pub address: String,
     pub metrics_address: Option<String>,
     pub database: Option<TestDatabase>,
     _redis: Option<TestRedis>,
+    settings: Settings,
     client: reqwest::Client,
     stop: StopHandle,
 }
@@ -86,15 +105,23 @@ impl TestApp {
         if let Some(redis) = &redis {
             settings.redis.key_prefix = redis.prefix().to_owned();
         }
-        let settings = settings.validated().unwrap();
+        settings.auth.jwt_secret = Some(JWT_SECRET.to_owned().into());
+        Self::start(settings.validated().unwrap(), database, redis).await
+    }
 
+    /// A second instance on the same database and Redis namespace (a multi-instance deployment).
+    pub async fn spawn_peer(&self) -> Self {
+        Self::start(self.settings.clone(), None, None).await
+    }
+
+    async fn start(settings: Settings, database: Option<TestDatabase>, redis: Option<TestRedis>) -> Self {
         let application = Application::build(&settings).await.unwrap();
         let address = format!("http://127.0.0.1:{}", application.port());
         let metrics_address = application.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
         let stop = application.stop_handle();
         tokio::spawn(application.run_until_stopped());
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        Self { address, metrics_address, database, _redis: redis, client, stop }
+        Self { address, metrics_address, database, _redis: redis, settings, client, stop }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -106,6 +133,50 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status();
         (status, response.json().await.unwrap())
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.settings.database.url
+    }
+
+    /// Creates a user directly through the domain (as `gad create-admin` does).
+    pub async fn create_user(&self, email: &str, role: Role) -> UserId {
+        let pool = gad_pg::build_pool(&gad_app::startup::pg_settings(&self.settings)).unwrap();
+        let request = CreateUser {
+            email: EmailAddress::parse(email).unwrap(),
+            first_name: PersonName::parse("Test").unwrap(),
+            last_name: PersonName::parse("User").unwrap(),
+            role,
+            password: Password::parse(PASSWORD.into()).unwrap(),
+        };
+        create_user(&PgUserStore::new(pool), &Argon2Hasher::owasp(), request).await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}{path}", self.address)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).bearer_auth(token).send().await.unwrap()
+    }
+
+    /// Logs in and returns the token pair; panics unless the login succeeds.
+    pub async fn login(&self, email: &str) -> Tokens {
+        let response = self
+            .post_json("/api/v1/auth/login", &serde_json::json!({ "email": email, "password": PASSWORD }), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// A direct connection to this instance's database, for arranging and inspecting.
+    pub async fn db(&self) -> diesel_async::AsyncPgConnection {
+        use diesel_async::AsyncConnection;
+        diesel_async::AsyncPgConnection::establish(self.database_url()).await.unwrap()
     }
 
     pub async fn get_text(&self, base: &str, path: &str) -> (StatusCode, String) {

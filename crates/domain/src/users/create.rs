@@ -29,6 +29,9 @@ pub enum CreateUserError {
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn insert(&self, user: NewUser) -> Result<(), CreateUserError>;
+
+    /// The user with this id, unless it does not exist or was erased.
+    async fn find(&self, id: UserId) -> Result<Option<super::User>, StoreError>;
 }
 
 /// What a caller asks for when creating a user.

@@ -2,18 +2,26 @@
 
 mod create;
 mod email;
+mod login;
 mod name;
+mod national_id;
 mod password;
 mod role;
+mod session;
+mod user;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use create::{CreateUser, CreateUserError, NewUser, UserStore, create_user};
 pub use email::EmailAddress;
+pub use login::{LOCKOUT, LoginAttempt, LoginError, LoginRecord, LoginStore, MAX_FAILED_LOGINS, NewSession, login};
 pub use name::PersonName;
-pub use password::{Password, PasswordHash, PasswordHasher};
+pub use national_id::{NationalId, PhoneNumber};
+pub use password::{Password, PasswordCheck, PasswordHash, PasswordHasher};
 pub use role::Role;
+pub use session::{Revocation, RevocationSet, Revocations, RevokedToken, Rotation, SessionStore, TokenIdentity};
+pub use user::User;
 
 /// Identifies a user; UUID v7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -50,11 +50,27 @@ impl std::fmt::Debug for PasswordHash {
     }
 }
 
-/// Turns passwords into hashes. Hashing is deliberately slow, so implementations run it off the
-/// async workers. Error contract: only [`StoreError::Unexpected`] (the hashing thread failed).
+/// The outcome of checking a candidate password against a stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// It matches; `rehash` is set when the stored hash should be replaced (an imported bcrypt
+    /// hash, or argon2 parameters weaker than today's).
+    Valid {
+        rehash: Option<PasswordHash>,
+    },
+    Invalid,
+}
+
+/// Turns passwords into hashes and checks them. Both are deliberately slow, so implementations
+/// run them off the async workers. Error contract: only [`StoreError::Unexpected`] (the hashing
+/// thread failed).
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     async fn hash(&self, password: Password) -> Result<PasswordHash, StoreError>;
+
+    /// Checks `candidate` against `stored`. Without a stored hash (unknown account) it checks
+    /// against a dummy hash of the same cost and answers `Invalid`, so both cases take as long.
+    async fn verify(&self, stored: Option<PasswordHash>, candidate: String) -> Result<PasswordCheck, StoreError>;
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Every route, one module per resource; each handler carries its `#[utoipa::path]` and is
 //! registered through utoipa-actix-web so that the OpenAPI document lists exactly what is served.
 
+mod auth;
 mod health;
 mod metrics;
+pub(crate) mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -13,7 +15,11 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(health::get_ready)
         .service(health::get_api_health)
         .service(metrics::get_metrics)
-        .service(crate::openapi::get_openapi);
+        .service(crate::openapi::get_openapi)
+        .service(auth::post_login)
+        .service(auth::post_refresh)
+        .service(auth::post_logout)
+        .service(auth::get_me);
 }
 
 /// Only the metrics route, for the private metrics listener.

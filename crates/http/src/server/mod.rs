@@ -15,6 +15,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::AuthServices;
 use crate::extract::{json_config, path_config, query_config};
 use crate::middleware::{RequestSpan, SecurityHeaders, error_envelope, record_metrics, request_id};
 use crate::openapi::{OpenApiJson, document};
@@ -42,6 +43,8 @@ pub struct HttpSettings {
 #[derive(Clone)]
 struct Shared {
     state: web::Data<AppState>,
+    /// Absent only in tests of the middleware stack.
+    auth: Option<web::Data<AuthServices>>,
     metrics: web::Data<MetricsEndpoint>,
     exposure: web::Data<MetricsExposure>,
     security: web::Data<SecurityHeaders>,
@@ -51,10 +54,16 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(state: AppState, metrics: MetricsEndpoint, settings: &HttpSettings) -> std::io::Result<Self> {
+    fn new(
+        state: AppState,
+        auth: Option<AuthServices>,
+        metrics: MetricsEndpoint,
+        settings: &HttpSettings,
+    ) -> std::io::Result<Self> {
         let openapi = serde_json::to_string(&document()).map_err(std::io::Error::other)?;
         Ok(Self {
             state: web::Data::new(state),
+            auth: auth.map(web::Data::new),
             metrics: web::Data::new(metrics),
             exposure: web::Data::new(MetricsExposure::ApiListener {
                 separate_listener: settings.separate_metrics_listener,
@@ -79,11 +88,12 @@ fn api_app(
         InitError = (),
     >,
 > {
-    App::new()
-        .into_utoipa_app()
-        .configure(routes::configure)
-        .into_app()
-        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
+    let app = App::new().into_utoipa_app().configure(routes::configure).into_app();
+    let app = match shared.auth {
+        Some(auth) => app.app_data(auth),
+        None => app,
+    };
+    app.service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
         .route("/docs", web::get().to(redirect_to_docs))
         .app_data(shared.state)
         .app_data(shared.metrics)
@@ -107,10 +117,11 @@ fn api_app(
 pub fn api_server(
     listener: TcpListener,
     state: AppState,
+    auth: AuthServices,
     metrics: MetricsEndpoint,
     settings: &HttpSettings,
 ) -> std::io::Result<Server> {
-    let shared = Shared::new(state, metrics, settings)?;
+    let shared = Shared::new(state, Some(auth), metrics, settings)?;
     let mut server = HttpServer::new(move || api_app(shared.clone()))
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs());

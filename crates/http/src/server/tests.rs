@@ -65,7 +65,7 @@ fn shared(settings: &HttpSettings, metrics_token: Option<&str>) -> Shared {
         started_at: Instant::now(),
     };
     let metrics = MetricsEndpoint::new(Arc::new(|| "# metrics\n".to_owned()), metrics_token.map(str::to_owned));
-    Shared::new(state, metrics, settings).unwrap()
+    Shared::new(state, None, metrics, settings).unwrap()
 }
 
 async fn service(

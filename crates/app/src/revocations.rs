@@ -1,0 +1,143 @@
+//! Every instance refuses every revoked token, without a database round trip per request.
+//!
+//! Revocations are committed to PostgreSQL first (the source of truth), then announced over
+//! Redis pub/sub; each instance keeps them in a `RevocationSet` in memory. An instance answers
+//! from memory only while it is *in sync*: its subscription is up and it has caught up from
+//! PostgreSQL since subscribing. Otherwise (Redis down, not yet caught up) it asks PostgreSQL
+//! for each token, and refuses with 503 if that fails too: a revoked token is never accepted.
+//! Without Redis there is one instance, which hears its own announcements.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use gad_domain::error::StoreError;
+use gad_domain::users::{Revocation, RevocationSet, Revocations, TokenIdentity};
+use gad_pg::PgAuthStore;
+use gad_redis::RevocationChannel;
+use time::{Duration, OffsetDateTime};
+
+/// How often the in-memory set is pruned and, as a safety net, caught up from PostgreSQL.
+const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_secs(30);
+/// How long to wait before listening again after the subscription failed.
+const RESUBSCRIBE_AFTER: StdDuration = StdDuration::from_secs(1);
+
+pub struct RevocationHub {
+    set: RevocationSet,
+    store: PgAuthStore,
+    channel: Option<RevocationChannel>,
+    /// The subscription to announcements is up (always true in spirit without Redis).
+    listening: AtomicBool,
+    in_sync: AtomicBool,
+    access_token_ttl: Duration,
+}
+
+impl std::fmt::Debug for RevocationHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationHub")
+            .field("revocations", &self.set.len())
+            .field("in_sync", &self.in_sync.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocationHub {
+    /// A hub that starts out of sync; `spawn_sync` brings it in sync and keeps it there.
+    pub fn new(store: PgAuthStore, channel: Option<RevocationChannel>, access_token_ttl: Duration) -> Arc<Self> {
+        let listening = AtomicBool::new(channel.is_none());
+        Arc::new(Self {
+            set: RevocationSet::default(),
+            store,
+            channel,
+            listening,
+            in_sync: AtomicBool::new(false),
+            access_token_ttl,
+        })
+    }
+
+    /// Loads every revocation that can still matter.
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        let since = OffsetDateTime::now_utc() - self.access_token_ttl - Duration::minutes(1);
+        for revocation in self.store.revocations_since(since).await? {
+            self.set.apply(revocation);
+        }
+        metrics::gauge!("auth_revocations_in_memory").set(self.set.len() as f64);
+        Ok(())
+    }
+
+    fn set_in_sync(&self, in_sync: bool) {
+        if self.in_sync.swap(in_sync, Ordering::SeqCst) != in_sync {
+            tracing::info!(in_sync, "revocation list synchronisation changed");
+        }
+    }
+
+    /// Keeps the hub in sync until the process ends: listens for announcements (re-subscribing
+    /// after failures) and prunes and catches up periodically.
+    pub fn spawn_sync(self: &Arc<Self>) {
+        let hub = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut housekeeping = tokio::time::interval(HOUSEKEEPING_EVERY);
+            loop {
+                housekeeping.tick().await;
+                hub.set.prune(OffsetDateTime::now_utc(), hub.access_token_ttl);
+                match hub.catch_up().await {
+                    Ok(()) if hub.listening.load(Ordering::Acquire) => hub.set_in_sync(true),
+                    Ok(()) => {}
+                    Err(error) => tracing::warn!(%error, "revocation catch-up failed"),
+                }
+            }
+        });
+        let Some(channel) = self.channel.clone() else {
+            return;
+        };
+        let hub = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let subscribed = {
+                    let hub = Arc::clone(&hub);
+                    move || {
+                        hub.listening.store(true, Ordering::Release);
+                        // Caught up only after subscribing, so nothing falls between the two.
+                        tokio::spawn(async move {
+                            match hub.catch_up().await {
+                                Ok(()) => hub.set_in_sync(true),
+                                Err(error) => tracing::warn!(%error, "revocation catch-up failed"),
+                            }
+                        });
+                    }
+                };
+                let error = channel.listen(subscribed, |revocation| hub.set.apply(revocation)).await;
+                hub.listening.store(false, Ordering::Release);
+                hub.set_in_sync(false);
+                tracing::warn!(%error, "revocation announcements interrupted; checking PostgreSQL per request");
+                tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Revocations for RevocationHub {
+    async fn is_revoked(&self, token: &TokenIdentity) -> Result<bool, StoreError> {
+        if self.set.is_revoked(token) {
+            return Ok(true);
+        }
+        if self.in_sync.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        metrics::counter!("auth_revocation_fallback_checks_total").increment(1);
+        self.store.is_revoked(token).await
+    }
+
+    async fn announce(&self, revocation: Revocation) {
+        self.set.apply(revocation);
+        if let Some(channel) = &self.channel
+            && let Err(error) = channel.publish(&revocation).await
+        {
+            // The others are out of sync too if Redis is down; they ask PostgreSQL meanwhile.
+            metrics::counter!("auth_revocation_publish_failures_total").increment(1);
+            tracing::warn!(%error, "could not announce a revocation");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Authentication: the services behind it, and the `Principal` extractor that every protected
+//! handler takes. One place decides who the caller is.
+
+mod tokens;
+
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use gad_domain::audit::RequestContext;
+use gad_domain::users::{
+    LoginStore, PasswordHasher, Revocations, Role, SessionStore, TokenIdentity, UserId, UserStore,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub(crate) use tokens::refresh_token_hash;
+pub use tokens::{TokenIssuer, TokenSettings};
+
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+
+/// The ports and keys that authentication needs; built once by the app.
+#[derive(Clone)]
+pub struct AuthServices {
+    pub logins: Arc<dyn LoginStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub users: Arc<dyn UserStore>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub revocations: Arc<dyn Revocations>,
+    pub tokens: TokenIssuer,
+}
+
+impl std::fmt::Debug for AuthServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServices").field("tokens", &self.tokens).finish_non_exhaustive()
+    }
+}
+
+/// The authenticated caller of this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub role: Role,
+    pub jti: Uuid,
+    pub session_id: Uuid,
+    pub expires_at: OffsetDateTime,
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let services = req.app_data::<web::Data<AuthServices>>().cloned();
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(|token| token.trim().to_owned());
+        let span = req.extensions().get::<tracing_actix_web::RootSpan>().cloned();
+        Box::pin(async move {
+            let services = services.ok_or_else(|| ApiError::internal("authentication services are not configured"))?;
+            let token = bearer.ok_or_else(|| ApiError::unauthenticated("a bearer access token is required"))?;
+            let claims = services
+                .tokens
+                .verify(&token)
+                .ok_or_else(|| ApiError::unauthenticated("the access token is invalid or expired"))?;
+            let issued_at = OffsetDateTime::from_unix_timestamp(claims.iat)
+                .map_err(|_| ApiError::unauthenticated("the access token is invalid or expired"))?;
+            let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp)
+                .map_err(|_| ApiError::unauthenticated("the access token is invalid or expired"))?;
+            let identity = TokenIdentity {
+                jti: claims.jti,
+                user_id: UserId::from_uuid(claims.sub),
+                session_id: claims.sid,
+                issued_at,
+            };
+            if services.revocations.is_revoked(&identity).await? {
+                return Err(ApiError::unauthenticated("the access token has been revoked"));
+            }
+            if let Some(span) = span {
+                span.record("user.id", tracing::field::display(claims.sub));
+            }
+            Ok(Principal {
+                user_id: identity.user_id,
+                role: claims.role,
+                jti: claims.jti,
+                session_id: claims.sid,
+                expires_at,
+            })
+        })
+    }
+}
+
+/// Where the request came from, for the audit log.
+pub(crate) fn request_context(req: &HttpRequest) -> RequestContext {
+    RequestContext {
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+        ip: req.peer_addr().map(|addr| addr.ip()),
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|value| value.to_str().ok()).map(str::to_owned),
+    }
+}

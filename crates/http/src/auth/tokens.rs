@@ -1,0 +1,212 @@
+//! Access tokens (HS256 JWTs, every claim verified) and opaque refresh tokens (stored hashed).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gad_domain::users::{NewSession, Role, UserId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// What signing and checking tokens needs; built by the app from its configuration.
+#[derive(Clone)]
+pub struct TokenSettings {
+    pub secret: Vec<u8>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl std::fmt::Debug for TokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSettings")
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish()
+    }
+}
+
+/// The claims of an access token. `sid` is the refresh-token family (the session).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Claims {
+    pub(crate) sub: Uuid,
+    pub(crate) role: Role,
+    pub(crate) jti: Uuid,
+    pub(crate) sid: Uuid,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+    pub(crate) iss: String,
+    pub(crate) aud: String,
+}
+
+/// Signs and verifies access tokens; mints refresh tokens.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    settings: TokenSettings,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.settings.issuer)
+            .field("audience", &self.settings.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly issued access token.
+#[derive(Debug)]
+pub(crate) struct AccessToken {
+    pub(crate) token: String,
+    pub(crate) expires_in: i64,
+}
+
+/// A freshly minted refresh token: the secret for the client, the rest for the store.
+#[derive(Debug)]
+pub(crate) struct RefreshToken {
+    pub(crate) token: String,
+    pub(crate) session: NewSession,
+}
+
+impl TokenIssuer {
+    pub fn new(settings: TokenSettings) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub", "jti"]);
+        validation.leeway = 0;
+        validation.validate_nbf = false;
+        Self {
+            encoding: EncodingKey::from_secret(&settings.secret),
+            decoding: DecodingKey::from_secret(&settings.secret),
+            validation,
+            settings,
+        }
+    }
+
+    pub(crate) fn refresh_ttl(&self) -> Duration {
+        self.settings.refresh_ttl
+    }
+
+    pub(crate) fn issue_access(
+        &self,
+        user: UserId,
+        role: Role,
+        session: Uuid,
+    ) -> Result<AccessToken, jsonwebtoken::errors::Error> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let ttl = self.settings.access_ttl.whole_seconds();
+        let claims = Claims {
+            sub: user.as_uuid(),
+            role,
+            jti: Uuid::now_v7(),
+            sid: session,
+            iat: now,
+            exp: now + ttl,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok(AccessToken { token, expires_in: ttl })
+    }
+
+    /// The claims of a well-signed, unexpired token for this issuer and audience. `iat` must
+    /// not lie in the future (beyond a second of clock skew).
+    pub(crate) fn verify(&self, token: &str) -> Option<Claims> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        (claims.iat <= now + 1 && claims.exp > claims.iat).then_some(claims)
+    }
+
+    /// A new refresh token for `family` (a new session when `None`).
+    pub(crate) fn mint_refresh(&self, family: Option<Uuid>) -> Result<RefreshToken, getrandom::Error> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)?;
+        let token = URL_SAFE_NO_PAD.encode(secret);
+        let session = NewSession {
+            family_id: family.unwrap_or_else(Uuid::now_v7),
+            token_id: Uuid::now_v7(),
+            refresh_token_hash: refresh_token_hash(&token),
+            expires_at: OffsetDateTime::now_utc() + self.settings.refresh_ttl,
+        };
+        Ok(RefreshToken { token, session })
+    }
+}
+
+/// How refresh tokens are stored and looked up.
+pub(crate) fn refresh_token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    fn issuer(secret: &str, audience: &str) -> TokenIssuer {
+        TokenIssuer::new(TokenSettings {
+            secret: secret.as_bytes().to_vec(),
+            issuer: "gad".into(),
+            audience: audience.into(),
+            access_ttl: Duration::minutes(15),
+            refresh_ttl: Duration::days(14),
+        })
+    }
+
+    #[test]
+    fn a_token_verifies_with_every_claim() {
+        let tokens = issuer("a-test-secret-of-sufficient-length", "gad-api");
+        let (user, session) = (UserId::generate(), Uuid::now_v7());
+        let access = tokens.issue_access(user, Role::Operator, session).unwrap();
+        assert_eq!(access.expires_in, 900);
+        let claims = tokens.verify(&access.token).unwrap();
+        assert_eq!((claims.sub, claims.role, claims.sid), (user.as_uuid(), Role::Operator, session));
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn foreign_keys_audiences_algorithms_and_expired_tokens_are_refused() {
+        let tokens = issuer("a-test-secret-of-sufficient-length", "gad-api");
+        let access = tokens.issue_access(UserId::generate(), Role::Admin, Uuid::now_v7()).unwrap();
+        assert!(issuer("another-secret-of-sufficient-length", "gad-api").verify(&access.token).is_none());
+        assert!(issuer("a-test-secret-of-sufficient-length", "other-api").verify(&access.token).is_none());
+
+        let claims = tokens.verify(&access.token).unwrap();
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+        );
+        assert!(tokens.verify(&unsigned).is_none(), "alg none");
+
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let expired = Claims { iat: now - 1000, exp: now - 100, ..claims.clone() };
+        let key = EncodingKey::from_secret(b"a-test-secret-of-sufficient-length");
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &key).unwrap();
+        assert!(tokens.verify(&token).is_none(), "expired");
+        let future = Claims { iat: now + 600, exp: now + 1200, ..claims };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &future, &key).unwrap();
+        assert!(tokens.verify(&token).is_none(), "issued in the future");
+        assert!(tokens.verify("not.a.token").is_none());
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_stored_only_as_hashes() {
+        let tokens = issuer("a-test-secret-of-sufficient-length", "gad-api");
+        let first = tokens.mint_refresh(None).unwrap();
+        let second = tokens.mint_refresh(Some(first.session.family_id)).unwrap();
+        assert_ne!(first.token, second.token);
+        assert_eq!(first.session.family_id, second.session.family_id);
+        assert_eq!(first.session.refresh_token_hash, refresh_token_hash(&first.token));
+        assert_eq!(first.token.len(), 43, "32 random bytes, base64url");
+    }
+}
