@@ -3,6 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
+use gad_domain::audit::RequestContext;
 use gad_domain::users::{CreateUser, CreateUserError, EmailAddress, Password, PersonName, Role, create_user};
 use gad_pg::PgUserStore;
 
@@ -54,15 +55,15 @@ pub async fn create_admin(email: &str, role: Role, first_name: &str, last_name: 
     let last_name = PersonName::parse(last_name).map_err(|error| anyhow::anyhow!("--last-name {error}"))?;
     let password = Password::parse(read_admin_password()?).map_err(|error| anyhow::anyhow!("password {error}"))?;
     let pool = gad_pg::build_pool(&pg_settings(&settings))?;
-    let request = CreateUser { email: email.clone(), first_name, last_name, role, password };
-    match create_user(&PgUserStore::new(pool), &Argon2Hasher::owasp(), request).await {
-        Ok(id) => {
-            eprintln!("created {role} {} with id {id}", email.as_str());
+    let request = CreateUser { email, first_name, last_name, national_id: None, phone: None, role, password };
+    let context = RequestContext { user_agent: Some("gad create-admin".into()), ..RequestContext::default() };
+    match create_user(&PgUserStore::new(pool), &Argon2Hasher::owasp(), None, request, context).await {
+        Ok(user) => {
+            eprintln!("created {role} {} with id {}", user.email, user.id);
             Ok(())
         }
-        Err(CreateUserError::Duplicate(field)) => {
-            anyhow::bail!("a user with this {field} already exists")
-        }
+        Err(CreateUserError::Duplicate(field)) => anyhow::bail!("a user with this {field} already exists"),
+        Err(CreateUserError::Forbidden) => anyhow::bail!("not allowed"),
         Err(CreateUserError::Store(error)) => Err(error).context("cannot store the user"),
     }
 }

@@ -95,6 +95,12 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
 
+    /// A unique value (`field`) already belongs to another record.
+    pub fn duplicate(field: &str) -> Self {
+        Self::new(StatusCode::CONFLICT, "duplicate", format!("another record already has this {field}"))
+            .with_details(vec![FieldError { field: field.into(), message: "is already taken".into() }])
+    }
+
     pub fn forbidden() -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "you may not do this")
     }

@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod middleware;
 pub mod openapi;
+mod pagination;
 mod routes;
 mod server;
 mod state;

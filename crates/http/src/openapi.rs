@@ -19,6 +19,7 @@ use crate::routes;
         (name = "health", description = "Liveness, readiness and dependency health"),
         (name = "operations", description = "Metrics and the API description"),
         (name = "auth", description = "Login, token refresh, logout and the current user"),
+        (name = "users", description = "Users, their roles and their profiles (rectification)"),
     ),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)

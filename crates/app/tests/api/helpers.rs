@@ -146,10 +146,15 @@ impl TestApp {
             email: EmailAddress::parse(email).unwrap(),
             first_name: PersonName::parse("Test").unwrap(),
             last_name: PersonName::parse("User").unwrap(),
+            national_id: None,
+            phone: None,
             role,
             password: Password::parse(PASSWORD.into()).unwrap(),
         };
-        create_user(&PgUserStore::new(pool), &Argon2Hasher::owasp(), request).await.unwrap()
+        create_user(&PgUserStore::new(pool), &Argon2Hasher::owasp(), None, request, Default::default())
+            .await
+            .unwrap()
+            .id
     }
 
     pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> reqwest::Response {

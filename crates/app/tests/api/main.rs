@@ -9,3 +9,4 @@ mod health;
 mod helpers;
 mod metrics;
 mod shutdown;
+mod users;

@@ -1,6 +1,12 @@
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
-use super::{EmailAddress, Password, PasswordHash, PasswordHasher, PersonName, Role, UserId};
+use super::policy::{Actor, may_administer_users, may_edit_profile, may_list_users, may_read_user};
+use super::{
+    EmailAddress, NationalId, Password, PasswordCheck, PasswordHash, PasswordHasher, PersonName, PhoneNumber,
+    Revocation, Role, User, UserId,
+};
+use crate::audit::{AuditEntry, Outcome, RequestContext};
 use crate::error::StoreError;
 
 /// A user about to be stored, built only from validated values.
@@ -10,28 +16,10 @@ pub struct NewUser {
     pub email: EmailAddress,
     pub first_name: PersonName,
     pub last_name: PersonName,
+    pub national_id: Option<NationalId>,
+    pub phone: Option<PhoneNumber>,
     pub role: Role,
     pub password_hash: PasswordHash,
-}
-
-/// Why a user could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateUserError {
-    /// Another user already holds this unique value (`email` or `national_id`).
-    #[error("a user with this {0} already exists")]
-    Duplicate(&'static str),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Persists users. Error contract: a unique violation is [`CreateUserError::Duplicate`] naming
-/// the field; connection problems are [`StoreError::Unavailable`].
-#[async_trait]
-pub trait UserStore: Send + Sync {
-    async fn insert(&self, user: NewUser) -> Result<(), CreateUserError>;
-
-    /// The user with this id, unless it does not exist or was erased.
-    async fn find(&self, id: UserId) -> Result<Option<super::User>, StoreError>;
 }
 
 /// What a caller asks for when creating a user.
@@ -40,26 +28,211 @@ pub struct CreateUser {
     pub email: EmailAddress,
     pub first_name: PersonName,
     pub last_name: PersonName,
+    pub national_id: Option<NationalId>,
+    pub phone: Option<PhoneNumber>,
     pub role: Role,
     pub password: Password,
 }
 
-/// Creates a user with a freshly hashed password and returns its id.
+/// Why a user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("only administrators create users")]
+    Forbidden,
+    /// Another user already holds this unique value (`email` or `national_id`).
+    #[error("a user with this {0} already exists")]
+    Duplicate(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A change to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub email: Option<EmailAddress>,
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    /// `Some(None)` clears the value.
+    pub national_id: Option<Option<NationalId>>,
+    pub phone: Option<Option<PhoneNumber>>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    pub password: Option<PasswordChange>,
+}
+
+/// A new password; changing one's own requires the current one.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    pub new: Password,
+    pub current: Option<String>,
+}
+
+/// The change as stored: the password already hashed, the token cut-off decided.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub email: Option<EmailAddress>,
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    pub national_id: Option<Option<NationalId>>,
+    pub phone: Option<Option<PhoneNumber>>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    pub password_hash: Option<PasswordHash>,
+    /// Revoke every token and session issued before this instant.
+    pub revoke_tokens_before: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateUserError {
+    #[error("the user does not exist")]
+    NotFound,
+    #[error("this change is not allowed")]
+    Forbidden,
+    #[error("a user with this {0} already exists")]
+    Duplicate(&'static str),
+    #[error("changing your own password requires current_password")]
+    CurrentPasswordRequired,
+    #[error("current_password is incorrect")]
+    WrongCurrentPassword,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Filters and page of a user listing; newest first, by id.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    /// Matches e-mail and names, case-insensitively.
+    pub q: Option<String>,
+    pub before: Option<UserId>,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListUsersError {
+    #[error("this role may not list users")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Persists users. Error contract: a unique violation is `Duplicate` naming the field;
+/// connection problems are [`StoreError::Unavailable`]. Every write also appends its audit row
+/// in the same transaction.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn insert(&self, user: NewUser, audit: AuditEntry) -> Result<User, CreateUserError>;
+
+    /// The user with this id, unless it does not exist or was erased.
+    async fn find(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    async fn list(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+
+    async fn password_hash(&self, id: UserId) -> Result<Option<PasswordHash>, StoreError>;
+
+    /// Applies the update; `Ok(None)` when the user does not exist. A token cut-off also
+    /// revokes every refresh-token family of the user.
+    async fn update(&self, id: UserId, update: UserUpdate, audit: AuditEntry) -> Result<Option<User>, UpdateUserError>;
+}
+
+fn audit(actor: Option<Actor>, action: &'static str, user: UserId, context: RequestContext) -> AuditEntry {
+    AuditEntry {
+        actor: actor.map(|actor| (actor.id, actor.role)),
+        action,
+        resource_type: "user",
+        resource_id: Some(user.as_uuid()),
+        outcome: Outcome::Success,
+        context,
+    }
+}
+
+/// Creates a user with a freshly hashed password. `actor` is `None` for the command line.
 pub async fn create_user(
     store: &dyn UserStore,
     hasher: &dyn PasswordHasher,
+    actor: Option<Actor>,
     request: CreateUser,
-) -> Result<UserId, CreateUserError> {
+    context: RequestContext,
+) -> Result<User, CreateUserError> {
+    if actor.is_some_and(|actor| !may_administer_users(actor)) {
+        return Err(CreateUserError::Forbidden);
+    }
     let password_hash = hasher.hash(request.password).await?;
     let user = NewUser {
         id: UserId::generate(),
         email: request.email,
         first_name: request.first_name,
         last_name: request.last_name,
+        national_id: request.national_id,
+        phone: request.phone,
         role: request.role,
         password_hash,
     };
-    let id = user.id;
-    store.insert(user).await?;
-    Ok(id)
+    let entry = audit(actor, "user.create", user.id, context);
+    store.insert(user, entry).await
+}
+
+pub async fn list_users(store: &dyn UserStore, actor: Actor, query: &UserQuery) -> Result<Vec<User>, ListUsersError> {
+    if !may_list_users(actor) {
+        return Err(ListUsersError::Forbidden);
+    }
+    Ok(store.list(query).await?)
+}
+
+/// The user, if the actor may see it (otherwise it does not exist for them).
+pub async fn read_user(store: &dyn UserStore, actor: Actor, id: UserId) -> Result<Option<User>, StoreError> {
+    if !may_read_user(actor, id) {
+        return Ok(None);
+    }
+    store.find(id).await
+}
+
+/// Changes a user (PATCH and PUT, rectification, deactivation). Returns the updated user and,
+/// when its tokens were cut off (role change, deactivation), the revocation to announce.
+pub async fn update_user(
+    store: &dyn UserStore,
+    hasher: &dyn PasswordHasher,
+    actor: Actor,
+    id: UserId,
+    changes: UserChanges,
+    context: RequestContext,
+) -> Result<(User, Option<Revocation>), UpdateUserError> {
+    let current = read_user(store, actor, id).await?.ok_or(UpdateUserError::NotFound)?;
+    let administrative = changes.role.is_some() || changes.is_active.is_some();
+    if !may_edit_profile(actor, id) || (administrative && !may_administer_users(actor)) {
+        return Err(UpdateUserError::Forbidden);
+    }
+    let password_hash = match changes.password {
+        Some(change) => {
+            if actor.id == id {
+                let given = change.current.ok_or(UpdateUserError::CurrentPasswordRequired)?;
+                let stored = store.password_hash(id).await?;
+                if !matches!(hasher.verify(stored, given).await?, PasswordCheck::Valid { .. }) {
+                    return Err(UpdateUserError::WrongCurrentPassword);
+                }
+            }
+            Some(hasher.hash(change.new).await?)
+        }
+        None => None,
+    };
+    let role_changes = changes.role.is_some_and(|role| role != current.role);
+    let deactivates = changes.is_active == Some(false) && current.is_active;
+    let revoke_tokens_before = (role_changes || deactivates).then(OffsetDateTime::now_utc);
+    let action = if deactivates { "user.deactivate" } else { "user.update" };
+    let update = UserUpdate {
+        email: changes.email,
+        first_name: changes.first_name,
+        last_name: changes.last_name,
+        national_id: changes.national_id,
+        phone: changes.phone,
+        role: changes.role,
+        is_active: changes.is_active,
+        password_hash,
+        revoke_tokens_before,
+    };
+    let user =
+        store.update(id, update, audit(Some(actor), action, id, context)).await?.ok_or(UpdateUserError::NotFound)?;
+    let revocation = revoke_tokens_before.map(|before| Revocation::User { user_id: id, before });
+    Ok((user, revocation))
 }

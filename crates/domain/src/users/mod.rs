@@ -6,6 +6,7 @@ mod login;
 mod name;
 mod national_id;
 mod password;
+pub mod policy;
 mod role;
 mod session;
 mod user;
@@ -13,7 +14,10 @@ mod user;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use create::{CreateUser, CreateUserError, NewUser, UserStore, create_user};
+pub use create::{
+    CreateUser, CreateUserError, ListUsersError, NewUser, PasswordChange, UpdateUserError, UserChanges, UserQuery,
+    UserStore, UserUpdate, create_user, list_users, read_user, update_user,
+};
 pub use email::EmailAddress;
 pub use login::{LOCKOUT, LoginAttempt, LoginError, LoginRecord, LoginStore, MAX_FAILED_LOGINS, NewSession, login};
 pub use name::PersonName;

@@ -10,6 +10,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use gad_domain::audit::RequestContext;
+use gad_domain::users::policy::Actor;
 use gad_domain::users::{
     LoginStore, PasswordHasher, Revocations, Role, SessionStore, TokenIdentity, UserId, UserStore,
 };
@@ -47,6 +48,13 @@ pub struct Principal {
     pub jti: Uuid,
     pub session_id: Uuid,
     pub expires_at: OffsetDateTime,
+}
+
+impl Principal {
+    /// The caller as the domain's policy functions see it.
+    pub fn actor(&self) -> Actor {
+        Actor { id: self.user_id, role: self.role }
+    }
 }
 
 impl FromRequest for Principal {

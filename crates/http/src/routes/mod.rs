@@ -4,6 +4,7 @@
 mod auth;
 mod health;
 mod metrics;
+#[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -19,7 +20,13 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(auth::post_login)
         .service(auth::post_refresh)
         .service(auth::post_logout)
-        .service(auth::get_me);
+        .service(auth::get_me)
+        .service(users::list_users_route)
+        .service(users::create_user_route)
+        .service(users::get_user)
+        .service(users::patch_user)
+        .service(users::put_user)
+        .service(users::delete_user);
 }
 
 /// Only the metrics route, for the private metrics listener.

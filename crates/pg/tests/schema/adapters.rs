@@ -1,5 +1,6 @@
 //! The adapter translates database outcomes into the domain's contract.
 
+use gad_domain::audit::{AuditEntry, Outcome};
 use gad_domain::error::StoreError;
 use gad_domain::health::{DependencyCheck, DependencyStatus};
 use gad_domain::users::{CreateUserError, EmailAddress, NewUser, PasswordHash, PersonName, Role, UserId, UserStore};
@@ -19,12 +20,25 @@ fn pool(url: &str) -> gad_pg::PgPool {
     .unwrap()
 }
 
+fn entry() -> AuditEntry {
+    AuditEntry {
+        actor: None,
+        action: "user.create",
+        resource_type: "user",
+        resource_id: None,
+        outcome: Outcome::Success,
+        context: Default::default(),
+    }
+}
+
 fn new_user(email: &str) -> NewUser {
     NewUser {
         id: UserId::generate(),
         email: EmailAddress::parse(email).unwrap(),
         first_name: PersonName::parse("Ana").unwrap(),
         last_name: PersonName::parse("García").unwrap(),
+        national_id: None,
+        phone: None,
         role: Role::Operator,
         password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
     }
@@ -34,15 +48,15 @@ fn new_user(email: &str) -> NewUser {
 async fn duplicate_emails_are_reported_as_such() {
     let database = TestDatabase::migrated().await;
     let store = PgUserStore::new(pool(database.url()));
-    store.insert(new_user("ana@example.org")).await.unwrap();
-    let duplicate = store.insert(new_user("ANA@example.org")).await;
+    store.insert(new_user("ana@example.org"), entry()).await.unwrap();
+    let duplicate = store.insert(new_user("ANA@example.org"), entry()).await;
     assert!(matches!(duplicate, Err(CreateUserError::Duplicate("email"))), "{duplicate:?}");
 }
 
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable_not_unexpected() {
     let store = PgUserStore::new(pool("postgres://postgres@127.0.0.1:1/gad"));
-    let outcome = store.insert(new_user("ana@example.org")).await;
+    let outcome = store.insert(new_user("ana@example.org"), entry()).await;
     assert!(matches!(outcome, Err(CreateUserError::Store(StoreError::Unavailable(_)))), "{outcome:?}");
 }
 
