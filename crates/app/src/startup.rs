@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use gad_domain::health::DependencyCheck;
-use gad_http::auth::{AuthServices, TokenIssuer, TokenSettings};
+use gad_http::Services;
+use gad_http::auth::{TokenIssuer, TokenSettings};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint};
-use gad_pg::{PgAuthStore, PgPool, PgSettings, PgUserStore, PostgresCheck};
+use gad_pg::{PgAuditLog, PgAuthStore, PgConsentStore, PgPool, PgSettings, PgUserStore, PostgresCheck};
 use gad_redis::{RedisCheck, RedisPool, RedisSettings, RevocationChannel};
 use secrecy::ExposeSecret;
 
@@ -83,7 +84,7 @@ impl Application {
             version: env!("CARGO_PKG_VERSION"),
             started_at: Instant::now(),
         };
-        let auth = auth_services(settings, &pg_pool, redis_pool.as_ref())?;
+        let auth = services(settings, &pg_pool, redis_pool.as_ref())?;
         let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
@@ -137,13 +138,9 @@ impl Application {
     }
 }
 
-/// Authentication: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis
+/// The API's ports: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis
 /// when configured) and the token keys.
-fn auth_services(
-    settings: &Settings,
-    pg_pool: &PgPool,
-    redis_pool: Option<&RedisPool>,
-) -> anyhow::Result<AuthServices> {
+fn services(settings: &Settings, pg_pool: &PgPool, redis_pool: Option<&RedisPool>) -> anyhow::Result<Services> {
     let store = PgAuthStore::new(pg_pool.clone());
     let channel = match (&settings.redis.url, redis_pool) {
         (Some(url), Some(pool)) => Some(RevocationChannel::new(url, pool.clone(), &settings.redis.key_prefix)?),
@@ -163,12 +160,14 @@ fn auth_services(
             key
         }
     };
-    Ok(AuthServices {
+    Ok(Services {
         logins: Arc::new(store.clone()),
         sessions: Arc::new(store),
         users: Arc::new(PgUserStore::new(pg_pool.clone())),
         hasher: Arc::new(Argon2Hasher::owasp()),
         revocations,
+        audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
+        consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
         tokens: TokenIssuer::new(TokenSettings {
             secret,
             issuer: settings.auth.issuer.clone(),

@@ -6,6 +6,7 @@
 //! generics leaking into routing.
 
 pub mod audit;
+pub mod consent;
 pub mod error;
 pub mod health;
 pub mod users;

@@ -12,4 +12,4 @@ mod server;
 mod state;
 
 pub use server::{HttpSettings, api_server, metrics_server};
-pub use state::{AppState, MetricsEndpoint};
+pub use state::{AppState, MetricsEndpoint, Services};

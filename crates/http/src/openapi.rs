@@ -20,6 +20,8 @@ use crate::routes;
         (name = "operations", description = "Metrics and the API description"),
         (name = "auth", description = "Login, token refresh, logout and the current user"),
         (name = "users", description = "Users, their roles and their profiles (rectification)"),
+        (name = "consents", description = "Consent records of a subject (GDPR)"),
+        (name = "audit", description = "The append-only audit log"),
     ),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)

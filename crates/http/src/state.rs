@@ -3,7 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gad_domain::audit::AuditLog;
+use gad_domain::consent::ConsentStore;
 use gad_domain::health::DependencyCheck;
+use gad_domain::users::{LoginStore, PasswordHasher, Revocations, SessionStore, UserStore};
+
+use crate::auth::TokenIssuer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -56,5 +61,24 @@ impl MetricsEndpoint {
 impl std::fmt::Debug for MetricsEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsEndpoint").field("guarded", &self.token.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// The ports behind the API's resources, and the token keys; built once by the app.
+#[derive(Clone)]
+pub struct Services {
+    pub logins: Arc<dyn LoginStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub users: Arc<dyn UserStore>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub revocations: Arc<dyn Revocations>,
+    pub audit: Arc<dyn AuditLog>,
+    pub consents: Arc<dyn ConsentStore>,
+    pub tokens: TokenIssuer,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").field("tokens", &self.tokens).finish_non_exhaustive()
     }
 }

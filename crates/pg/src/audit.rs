@@ -1,11 +1,18 @@
 //! Audit rows, written inside the transaction of the change they record.
 
-use diesel::Insertable;
+use async_trait::async_trait;
+use diesel::pg::Pg;
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use gad_domain::audit::AuditEntry;
+use gad_domain::audit::{AuditEntry, AuditEvent, AuditLog, AuditQuery};
+use gad_domain::error::StoreError;
+use gad_domain::users::UserId;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::enums::{OutcomeColumn, RoleColumn};
+use crate::errors::query_error;
+use crate::pool::{PgPool, connection};
 use crate::schema::audit_events;
 
 #[derive(Insertable)]
@@ -28,7 +35,7 @@ fn bounded(user_agent: &str) -> &str {
     user_agent.char_indices().nth(512).map_or(user_agent, |(end, _)| &user_agent[..end])
 }
 
-pub(crate) async fn append(conn: &mut AsyncPgConnection, entry: &AuditEntry) -> diesel::QueryResult<()> {
+pub(crate) async fn append(conn: &mut AsyncPgConnection, entry: &AuditEntry) -> QueryResult<()> {
     let row = AuditRow {
         id: Uuid::now_v7(),
         actor_id: entry.actor.map(|(id, _)| id.as_uuid()),
@@ -42,4 +49,94 @@ pub(crate) async fn append(conn: &mut AsyncPgConnection, entry: &AuditEntry) -> 
         user_agent: entry.context.user_agent.as_deref().map(bounded),
     };
     diesel::insert_into(audit_events::table).values(&row).execute(conn).await.map(drop)
+}
+
+/// The audit log, read back for administrators.
+#[derive(Clone)]
+pub struct PgAuditLog {
+    pool: PgPool,
+}
+
+impl PgAuditLog {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl std::fmt::Debug for PgAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAuditLog").finish_non_exhaustive()
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(Pg))]
+struct AuditEventRow {
+    id: Uuid,
+    at: OffsetDateTime,
+    actor_id: Option<Uuid>,
+    actor_role: Option<RoleColumn>,
+    action: String,
+    resource_type: String,
+    resource_id: Option<Uuid>,
+    outcome: OutcomeColumn,
+    request_id: Option<String>,
+    ip: Option<ipnet::IpNet>,
+    user_agent: Option<String>,
+}
+
+impl From<AuditEventRow> for AuditEvent {
+    fn from(row: AuditEventRow) -> Self {
+        Self {
+            id: row.id,
+            at: row.at,
+            actor_id: row.actor_id.map(UserId::from_uuid),
+            actor_role: row.actor_role.map(|role| role.0),
+            action: row.action,
+            resource_type: row.resource_type,
+            resource_id: row.resource_id,
+            outcome: row.outcome.0,
+            request_id: row.request_id,
+            ip: row.ip.map(|net| net.addr()),
+            user_agent: row.user_agent,
+        }
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgAuditLog {
+    async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut statement = audit_events::table.into_boxed::<Pg>();
+        if let Some(actor) = query.actor_id {
+            statement = statement.filter(audit_events::actor_id.eq(actor.as_uuid()));
+        }
+        if let Some(resource_type) = &query.resource_type {
+            statement = statement.filter(audit_events::resource_type.eq(resource_type.clone()));
+        }
+        if let Some(resource_id) = query.resource_id {
+            statement = statement.filter(audit_events::resource_id.eq(resource_id));
+        }
+        if let Some(action) = &query.action {
+            statement = statement.filter(audit_events::action.eq(action.clone()));
+        }
+        if let Some(from) = query.from {
+            statement = statement.filter(audit_events::at.ge(from));
+        }
+        if let Some(to) = query.to {
+            statement = statement.filter(audit_events::at.lt(to));
+        }
+        if let Some(before) = query.before {
+            statement = statement.filter(audit_events::id.lt(before));
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let mut conn = connection(&self.pool).await?;
+        statement
+            .select(AuditEventRow::as_select())
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .load::<AuditEventRow>(&mut conn)
+            .await
+            .map(|rows| rows.into_iter().map(AuditEvent::from).collect())
+            .map_err(query_error)
+    }
 }

@@ -6,6 +6,7 @@ use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use gad_domain::audit::Outcome;
+use gad_domain::consent::ConsentType;
 use gad_domain::users::Role;
 use std::io::Write;
 
@@ -54,4 +55,11 @@ pg_enum!(OutcomeColumn, Outcome, sql_types::AuditOutcome, {
     Outcome::Success => "success",
     Outcome::Failure => "failure",
     Outcome::Denied => "denied",
+});
+
+pg_enum!(ConsentTypeColumn, ConsentType, sql_types::ConsentType, {
+    ConsentType::DataProcessing => "data_processing",
+    ConsentType::LocationTracking => "location_tracking",
+    ConsentType::TelegramNotifications => "telegram_notifications",
+    ConsentType::Analytics => "analytics",
 });

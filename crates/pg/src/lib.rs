@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod auth;
+mod consent;
 mod enums;
 mod errors;
 pub mod health;
@@ -12,7 +13,9 @@ pub mod pool;
 pub mod schema;
 pub mod users;
 
+pub use audit::PgAuditLog;
 pub use auth::PgAuthStore;
+pub use consent::PgConsentStore;
 pub use health::PostgresCheck;
 pub use pool::{PgPool, PgSettings, build_pool};
 pub use users::PgUserStore;

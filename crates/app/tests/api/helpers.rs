@@ -120,7 +120,8 @@ impl TestApp {
         let metrics_address = application.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
         let stop = application.stop_handle();
         tokio::spawn(application.run_until_stopped());
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(10)).user_agent("gad-tests").build().unwrap();
         Self { address, metrics_address, database, _redis: redis, settings, client, stop }
     }
 
@@ -161,6 +162,20 @@ impl TestApp {
         let mut request = self.client.post(format!("{}{path}", self.address)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
         }
         request.send().await.unwrap()
     }

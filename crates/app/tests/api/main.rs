@@ -8,5 +8,6 @@ mod cli;
 mod health;
 mod helpers;
 mod metrics;
+mod records;
 mod shutdown;
 mod users;

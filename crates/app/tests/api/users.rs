@@ -11,14 +11,6 @@ use serde_json::{Value, json};
 use crate::helpers::{PASSWORD, TestApp};
 
 impl TestApp {
-    pub async fn send(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> reqwest::Response {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.address)).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap()
-    }
-
     async fn audit_rows(&self, action: &str) -> i64 {
         #[derive(QueryableByName)]
         struct Count {

@@ -1,9 +1,7 @@
-//! Authentication: the services behind it, and the `Principal` extractor that every protected
-//! handler takes. One place decides who the caller is.
+//! Authentication: tokens, and the `Principal` extractor that every protected handler takes.
+//! One place decides who the caller is.
 
 mod tokens;
-
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -11,9 +9,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use gad_domain::audit::RequestContext;
 use gad_domain::users::policy::Actor;
-use gad_domain::users::{
-    LoginStore, PasswordHasher, Revocations, Role, SessionStore, TokenIdentity, UserId, UserStore,
-};
+use gad_domain::users::{Role, TokenIdentity, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,23 +18,7 @@ pub use tokens::{TokenIssuer, TokenSettings};
 
 use crate::error::ApiError;
 use crate::middleware::RequestId;
-
-/// The ports and keys that authentication needs; built once by the app.
-#[derive(Clone)]
-pub struct AuthServices {
-    pub logins: Arc<dyn LoginStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub users: Arc<dyn UserStore>,
-    pub hasher: Arc<dyn PasswordHasher>,
-    pub revocations: Arc<dyn Revocations>,
-    pub tokens: TokenIssuer,
-}
-
-impl std::fmt::Debug for AuthServices {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthServices").field("tokens", &self.tokens).finish_non_exhaustive()
-    }
-}
+use crate::state::Services;
 
 /// The authenticated caller of this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +42,7 @@ impl FromRequest for Principal {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let services = req.app_data::<web::Data<AuthServices>>().cloned();
+        let services = req.app_data::<web::Data<Services>>().cloned();
         let bearer = req
             .headers()
             .get(header::AUTHORIZATION)

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::auth::{AuthServices, Principal, refresh_token_hash, request_context};
+use crate::auth::{Principal, refresh_token_hash, request_context};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{form_body_error, json_body_error};
 use crate::routes::users::UserView;
+use crate::state::Services;
 
 /// Credentials as JSON.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -65,7 +66,7 @@ fn credentials(req: &HttpRequest, body: &[u8]) -> Result<(String, String), ApiEr
 }
 
 fn issue(
-    services: &AuthServices,
+    services: &Services,
     user: gad_domain::users::UserId,
     role: gad_domain::users::Role,
     session: uuid::Uuid,
@@ -104,7 +105,7 @@ fn issue(
 pub(crate) async fn post_login(
     req: HttpRequest,
     body: web::Bytes,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let (email, password) = credentials(&req, &body)?;
     let refresh = services.tokens.mint_refresh(None).map_err(ApiError::internal)?;
@@ -144,7 +145,7 @@ pub(crate) async fn post_login(
 pub(crate) async fn post_refresh(
     req: HttpRequest,
     body: web::Json<RefreshRequest>,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let next = services.tokens.mint_refresh(None).map_err(ApiError::internal)?;
     let audit = AuditEntry {
@@ -183,7 +184,7 @@ pub(crate) async fn post_refresh(
 pub(crate) async fn post_logout(
     req: HttpRequest,
     principal: Principal,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let token = RevokedToken { jti: principal.jti, user_id: principal.user_id, expires_at: principal.expires_at };
     let audit = AuditEntry {
@@ -214,7 +215,7 @@ pub(crate) async fn post_logout(
 #[get("/api/v1/auth/me")]
 pub(crate) async fn get_me(
     principal: Principal,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let user = services
         .users

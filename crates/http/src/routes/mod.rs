@@ -1,7 +1,10 @@
 //! Every route, one module per resource; each handler carries its `#[utoipa::path]` and is
 //! registered through utoipa-actix-web so that the OpenAPI document lists exactly what is served.
 
+#[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
+mod audit;
 mod auth;
+mod consents;
 mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
@@ -26,7 +29,10 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(users::get_user)
         .service(users::patch_user)
         .service(users::put_user)
-        .service(users::delete_user);
+        .service(users::delete_user)
+        .service(consents::get_consents)
+        .service(consents::post_consent)
+        .service(audit::list_audit_events_route);
 }
 
 /// Only the metrics route, for the private metrics listener.

@@ -14,9 +14,10 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{AuthServices, Principal, request_context};
+use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::pagination::PageRequest;
+use crate::state::Services;
 
 /// A user (SPEC §3). Times are RFC 3339 in UTC.
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,7 +205,7 @@ fn update_error(error: UpdateUserError) -> ApiError {
 pub(crate) async fn list_users_route(
     principal: Principal,
     query: Query<UserListQuery>,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<web::Json<UserPage>, ApiError> {
     let mut fields = Fields::default();
     let role = fields.optional("role", query.role.as_deref(), parse_role);
@@ -248,7 +249,7 @@ pub(crate) async fn create_user_route(
     req: HttpRequest,
     principal: Principal,
     body: web::Json<CreateUserRequest>,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut fields = Fields::default();
@@ -294,7 +295,7 @@ pub(crate) async fn create_user_route(
 pub(crate) async fn get_user(
     principal: Principal,
     id: web::Path<Uuid>,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let user = read_user(&*services.users, principal.actor(), UserId::from_uuid(*id))
         .await?
@@ -307,7 +308,7 @@ async fn apply(
     principal: Principal,
     id: Uuid,
     changes: UserChanges,
-    services: &AuthServices,
+    services: &Services,
 ) -> Result<User, ApiError> {
     let (user, revocation) = update_user(
         &*services.users,
@@ -353,7 +354,7 @@ pub(crate) async fn patch_user(
     principal: Principal,
     id: web::Path<Uuid>,
     body: web::Json<PatchUserRequest>,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let body = body.into_inner();
     let mut fields = Fields::default();
@@ -392,7 +393,7 @@ pub(crate) async fn put_user(
     principal: Principal,
     id: web::Path<Uuid>,
     body: web::Json<PutUserRequest>,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let body = body.into_inner();
     let mut fields = Fields::default();
@@ -435,7 +436,7 @@ pub(crate) async fn delete_user(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    services: web::Data<AuthServices>,
+    services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let changes = UserChanges { is_active: Some(false), ..UserChanges::default() };
     apply(&req, principal, *id, changes, &services).await?;

@@ -15,11 +15,11 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::auth::AuthServices;
 use crate::extract::{json_config, path_config, query_config};
 use crate::middleware::{RequestSpan, SecurityHeaders, error_envelope, record_metrics, request_id};
 use crate::openapi::{OpenApiJson, document};
 use crate::routes::{self, MetricsExposure};
+use crate::state::Services;
 use crate::state::{AppState, MetricsEndpoint};
 
 /// How the API listener behaves; built by the app from its configuration.
@@ -44,7 +44,7 @@ pub struct HttpSettings {
 struct Shared {
     state: web::Data<AppState>,
     /// Absent only in tests of the middleware stack.
-    auth: Option<web::Data<AuthServices>>,
+    auth: Option<web::Data<Services>>,
     metrics: web::Data<MetricsEndpoint>,
     exposure: web::Data<MetricsExposure>,
     security: web::Data<SecurityHeaders>,
@@ -56,7 +56,7 @@ struct Shared {
 impl Shared {
     fn new(
         state: AppState,
-        auth: Option<AuthServices>,
+        auth: Option<Services>,
         metrics: MetricsEndpoint,
         settings: &HttpSettings,
     ) -> std::io::Result<Self> {
@@ -117,7 +117,7 @@ fn api_app(
 pub fn api_server(
     listener: TcpListener,
     state: AppState,
-    auth: AuthServices,
+    auth: Services,
     metrics: MetricsEndpoint,
     settings: &HttpSettings,
 ) -> std::io::Result<Server> {
