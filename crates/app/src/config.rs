@@ -317,6 +317,11 @@ impl Settings {
         if self.redis.max_connections == 0 {
             problems.push("redis.max_connections must be positive".into());
         }
+        for proxy in &self.rate_limit.trusted_proxies {
+            if crate::startup::parse_network(proxy).is_none() {
+                problems.push(format!("trusted proxy {proxy:?} must be an IP address or a CIDR block"));
+            }
+        }
         if self.rate_limit.general_per_minute == 0 || self.rate_limit.login_per_minute == 0 {
             problems.push("rate limits must be at least 1 request per minute".into());
         }

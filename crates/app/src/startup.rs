@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use gad_domain::health::DependencyCheck;
+use gad_domain::limits::{Rate, RateLimiter};
 use gad_http::Services;
 use gad_http::auth::{TokenIssuer, TokenSettings};
+use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint};
 use gad_pg::{PgAuditLog, PgAuthStore, PgConsentStore, PgPool, PgSettings, PgUserStore, PostgresCheck};
-use gad_redis::{RedisCheck, RedisPool, RedisSettings, RevocationChannel};
+use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
@@ -168,6 +170,7 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis_pool: Option<&RedisPool
         revocations,
         audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
+        rate_limits: rate_limit_policy(settings, redis_pool),
         tokens: TokenIssuer::new(TokenSettings {
             secret,
             issuer: settings.auth.issuer.clone(),
@@ -176,6 +179,27 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis_pool: Option<&RedisPool
             refresh_ttl,
         }),
     })
+}
+
+/// Limits per client and user: counted in Redis when configured (falling back to this process
+/// while it is away), in this process otherwise.
+fn rate_limit_policy(settings: &Settings, redis_pool: Option<&RedisPool>) -> RateLimitPolicy {
+    let local: Arc<dyn RateLimiter> = Arc::new(InProcessRateLimiter::default());
+    let limiter: Arc<dyn RateLimiter> = match redis_pool {
+        Some(pool) => Arc::new(RedisRateLimiter::new(pool.clone(), &settings.redis.key_prefix, local)),
+        None => local,
+    };
+    RateLimitPolicy {
+        limiter,
+        general: Rate::per_minute(settings.rate_limit.general_per_minute),
+        login: Rate::per_minute(settings.rate_limit.login_per_minute),
+        trusted_proxies: settings.rate_limit.trusted_proxies.iter().filter_map(|proxy| parse_network(proxy)).collect(),
+    }
+}
+
+/// An address or a CIDR block.
+pub fn parse_network(raw: &str) -> Option<ipnet::IpNet> {
+    raw.parse::<ipnet::IpNet>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 pub fn pg_settings(settings: &Settings) -> PgSettings {

@@ -113,8 +113,8 @@ pub trait ConsentStore: Send + Sync {
         audit: AuditEntry,
     ) -> Result<Option<ConsentRecord>, StoreError>;
 
-    /// The whole history of the subject, newest first.
-    async fn history(&self, subject: UserId) -> Result<Vec<ConsentRecord>, StoreError>;
+    /// The whole history of the subject, newest first; `None` when the subject does not exist.
+    async fn history(&self, subject: UserId) -> Result<Option<Vec<ConsentRecord>>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +183,7 @@ pub async fn consent_history(
     if !may_read_consents(actor, subject) {
         return Err(ConsentError::NotFound);
     }
-    Ok(store.history(subject).await?)
+    store.history(subject).await?.ok_or(ConsentError::NotFound)
 }
 
 #[cfg(test)]

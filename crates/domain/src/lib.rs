@@ -9,4 +9,5 @@ pub mod audit;
 pub mod consent;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod users;

@@ -4,7 +4,7 @@
 //! 5xx bodies are opaque; their cause is logged once, here, where the error becomes a response.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use gad_domain::error::StoreError;
 use serde::Serialize;
@@ -23,6 +23,8 @@ pub struct ApiError {
     message: String,
     details: Vec<FieldError>,
     retry_after: Option<u64>,
+    /// Extra response headers (`RateLimit-*`).
+    headers: Vec<(HeaderName, HeaderValue)>,
     /// The cause of a 5xx, logged and never sent.
     cause: Option<String>,
 }
@@ -54,7 +56,15 @@ pub struct ErrorObject {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Vec::new(), retry_after: None, cause: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+            headers: Vec::new(),
+            cause: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -114,6 +124,18 @@ impl ApiError {
         );
         error.retry_after = Some(retry_after_s.max(1));
         error
+    }
+
+    /// Too many requests; retry after `retry_after_s` seconds.
+    pub fn rate_limited(retry_after_s: u64) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
+        error.retry_after = Some(retry_after_s.max(1));
+        error
+    }
+
+    pub fn with_headers(mut self, headers: Vec<(HeaderName, HeaderValue)>) -> Self {
+        self.headers = headers;
+        self
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -183,6 +205,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

@@ -7,6 +7,7 @@ mod extract;
 mod middleware;
 pub mod openapi;
 mod pagination;
+pub mod rate_limit;
 mod routes;
 mod server;
 mod state;

@@ -9,6 +9,7 @@ use gad_domain::health::DependencyCheck;
 use gad_domain::users::{LoginStore, PasswordHasher, Revocations, SessionStore, UserStore};
 
 use crate::auth::TokenIssuer;
+use crate::rate_limit::RateLimitPolicy;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -75,6 +76,7 @@ pub struct Services {
     pub audit: Arc<dyn AuditLog>,
     pub consents: Arc<dyn ConsentStore>,
     pub tokens: TokenIssuer,
+    pub rate_limits: RateLimitPolicy,
 }
 
 impl std::fmt::Debug for Services {

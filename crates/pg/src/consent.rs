@@ -101,15 +101,24 @@ impl ConsentStore for PgConsentStore {
         .map_err(query_error)
     }
 
-    async fn history(&self, subject: UserId) -> Result<Vec<ConsentRecord>, StoreError> {
+    async fn history(&self, subject: UserId) -> Result<Option<Vec<ConsentRecord>>, StoreError> {
         let mut conn = connection(&self.pool).await?;
+        let exists: bool = diesel::select(diesel::dsl::exists(
+            users::table.filter(users::id.eq(subject.as_uuid())).filter(users::erased_at.is_null()),
+        ))
+        .get_result(&mut conn)
+        .await
+        .map_err(query_error)?;
+        if !exists {
+            return Ok(None);
+        }
         consents::table
             .filter(consents::user_id.eq(subject.as_uuid()))
             .order((consents::recorded_at.desc(), consents::id.desc()))
             .select(CONSENT_COLUMNS)
             .load::<ConsentRow>(&mut conn)
             .await
-            .map(|rows| rows.into_iter().map(record).collect())
+            .map(|rows| Some(rows.into_iter().map(record).collect()))
             .map_err(query_error)
     }
 }

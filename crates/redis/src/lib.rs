@@ -2,9 +2,11 @@
 //! with in-process implementations of the same ports.
 
 mod health;
+mod limits;
 mod pool;
 mod revocations;
 
 pub use health::RedisCheck;
+pub use limits::RedisRateLimiter;
 pub use pool::{RedisPool, RedisSettings, build_pool};
 pub use revocations::RevocationChannel;

@@ -47,11 +47,22 @@ pub struct Options {
     pub database: Database,
     pub redis: Redis,
     pub separate_metrics_listener: bool,
+    /// Requests per minute; tests that are not about limits get room to spare.
+    pub general_per_minute: u32,
+    pub login_per_minute: u32,
+    pub trusted_proxies: &'static [&'static str],
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { database: Database::Migrated, redis: Redis::Isolated, separate_metrics_listener: false }
+        Self {
+            database: Database::Migrated,
+            redis: Redis::Isolated,
+            separate_metrics_listener: false,
+            general_per_minute: 100_000,
+            login_per_minute: 10_000,
+            trusted_proxies: &[],
+        }
     }
 }
 
@@ -89,6 +100,9 @@ impl TestApp {
         settings.database.connect_timeout_ms = 1000;
         settings.health.probe_timeout_ms = 1500;
         settings.metrics.bind = options.separate_metrics_listener.then(|| "127.0.0.1:0".into());
+        settings.rate_limit.general_per_minute = options.general_per_minute;
+        settings.rate_limit.login_per_minute = options.login_per_minute;
+        settings.rate_limit.trusted_proxies = options.trusted_proxies.iter().map(|proxy| (*proxy).to_owned()).collect();
 
         let database = match options.database {
             Database::Migrated => Some(TestDatabase::migrated().await),

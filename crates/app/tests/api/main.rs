@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod health;
 mod helpers;
+mod limits;
 mod metrics;
 mod records;
 mod shutdown;

@@ -18,6 +18,7 @@ pub use tokens::{TokenIssuer, TokenSettings};
 
 use crate::error::ApiError;
 use crate::middleware::RequestId;
+use crate::rate_limit::{ClientIp, RateLimitPolicy, check_user};
 use crate::state::Services;
 
 /// The authenticated caller of this request.
@@ -43,6 +44,7 @@ impl FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let services = req.app_data::<web::Data<Services>>().cloned();
+        let rate_limits = req.app_data::<web::Data<RateLimitPolicy>>().cloned();
         let bearer = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -73,6 +75,9 @@ impl FromRequest for Principal {
             if let Some(span) = span {
                 span.record("user.id", tracing::field::display(claims.sub));
             }
+            if let Some(rate_limits) = rate_limits {
+                check_user(&rate_limits, &claims.sub.to_string()).await?;
+            }
             Ok(Principal {
                 user_id: identity.user_id,
                 role: claims.role,
@@ -88,7 +93,7 @@ impl FromRequest for Principal {
 pub(crate) fn request_context(req: &HttpRequest) -> RequestContext {
     RequestContext {
         request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
-        ip: req.peer_addr().map(|addr| addr.ip()),
+        ip: req.extensions().get::<ClientIp>().map(|ip| ip.0).or_else(|| req.peer_addr().map(|addr| addr.ip())),
         user_agent: req.headers().get(header::USER_AGENT).and_then(|value| value.to_str().ok()).map(str::to_owned),
     }
 }

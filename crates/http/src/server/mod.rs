@@ -18,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::extract::{json_config, path_config, query_config};
 use crate::middleware::{RequestSpan, SecurityHeaders, error_envelope, record_metrics, request_id};
 use crate::openapi::{OpenApiJson, document};
+use crate::rate_limit::{RateLimitPolicy, rate_limit};
 use crate::routes::{self, MetricsExposure};
 use crate::state::Services;
 use crate::state::{AppState, MetricsEndpoint};
@@ -45,6 +46,7 @@ struct Shared {
     state: web::Data<AppState>,
     /// Absent only in tests of the middleware stack.
     auth: Option<web::Data<Services>>,
+    rate_limits: Option<web::Data<RateLimitPolicy>>,
     metrics: web::Data<MetricsEndpoint>,
     exposure: web::Data<MetricsExposure>,
     security: web::Data<SecurityHeaders>,
@@ -63,6 +65,7 @@ impl Shared {
         let openapi = serde_json::to_string(&document()).map_err(std::io::Error::other)?;
         Ok(Self {
             state: web::Data::new(state),
+            rate_limits: auth.as_ref().map(|services| web::Data::new(services.rate_limits.clone())),
             auth: auth.map(web::Data::new),
             metrics: web::Data::new(metrics),
             exposure: web::Data::new(MetricsExposure::ApiListener {
@@ -89,9 +92,9 @@ fn api_app(
     >,
 > {
     let app = App::new().into_utoipa_app().configure(routes::configure).into_app();
-    let app = match shared.auth {
-        Some(auth) => app.app_data(auth),
-        None => app,
+    let app = match (shared.auth, shared.rate_limits) {
+        (Some(auth), Some(rate_limits)) => app.app_data(auth).app_data(rate_limits),
+        _ => app,
     };
     app.service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
         .route("/docs", web::get().to(redirect_to_docs))
@@ -104,6 +107,7 @@ fn api_app(
         .app_data(web::PayloadConfig::new(shared.body_limit))
         .app_data(query_config())
         .app_data(path_config())
+        .wrap(from_fn(rate_limit))
         .wrap(from_fn(record_metrics))
         .wrap(TracingLogger::<RequestSpan>::new())
         .wrap(from_fn(error_envelope))

@@ -1,0 +1,43 @@
+//! Request rate limits (SPEC §2): a budget of requests per key and period, shared by every
+//! instance when Redis is configured.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+
+/// At most `limit` requests per `period`, with bursts up to `limit` (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    pub limit: u32,
+    pub period: Duration,
+}
+
+impl Rate {
+    pub fn per_minute(limit: u32) -> Self {
+        Self { limit, period: Duration::from_secs(60) }
+    }
+}
+
+/// The answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed {
+        /// Requests still possible right now.
+        remaining: u32,
+        /// When the budget will be whole again.
+        reset_after: Duration,
+    },
+    Limited {
+        /// When the next request will be allowed.
+        retry_after: Duration,
+    },
+}
+
+/// Counts requests. Error contract: [`StoreError::Unavailable`] when the shared counter cannot
+/// be reached; callers then fall back to a local one rather than refuse or allow everything.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    async fn check(&self, key: &str, rate: Rate) -> Result<Decision, StoreError>;
+}

@@ -1,0 +1,218 @@
+//! Rate limits per client address and per user (SPEC §2): the middleware for addresses (with a
+//! stricter budget for logins), the check for users inside authentication, the client address
+//! behind trusted proxies, and the in-process limiter used without Redis.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, ResponseError, web};
+use async_trait::async_trait;
+use gad_domain::error::StoreError;
+use gad_domain::limits::{Decision, Rate, RateLimiter};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter as Governor};
+use ipnet::IpNet;
+
+use crate::error::ApiError;
+
+/// The limits and where to count them; shared by every worker.
+#[derive(Clone)]
+pub struct RateLimitPolicy {
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Every request of a client address, and every request of an authenticated user.
+    pub general: Rate,
+    /// Login attempts of a client address.
+    pub login: Rate,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl std::fmt::Debug for RateLimitPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitPolicy")
+            .field("general", &self.general)
+            .field("login", &self.login)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client's address as decided once per request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) IpAddr);
+
+/// The address of the client: the peer, unless the peer is a trusted proxy, in which case the
+/// nearest untrusted address of `X-Forwarded-For` (read right to left).
+fn client_ip(req: &ServiceRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok());
+    let hops: Vec<IpAddr> =
+        forwarded.flat_map(|value| value.split(',')).filter_map(|hop| hop.trim().parse().ok()).collect();
+    Some(hops.into_iter().rev().find(|hop| !is_trusted(hop)).unwrap_or(peer))
+}
+
+/// Health, metrics and the static docs are never limited.
+fn is_exempt(path: &str) -> bool {
+    path.starts_with("/health/") || path == "/metrics" || path == "/docs" || path.starts_with("/docs/")
+}
+
+fn rate_limit_headers(limit: u32, remaining: u32, reset: Duration) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (HeaderName::from_static("ratelimit-limit"), HeaderValue::from(limit)),
+        (HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(remaining)),
+        (HeaderName::from_static("ratelimit-reset"), HeaderValue::from(whole_seconds(reset))),
+    ]
+}
+
+/// Seconds, rounded up: a client that waits this long is never early.
+pub(crate) fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// 429 with `Retry-After` and the `RateLimit-*` headers.
+pub(crate) fn limited(limit: u32, retry_after: Duration) -> ApiError {
+    ApiError::rate_limited(whole_seconds(retry_after)).with_headers(rate_limit_headers(limit, 0, retry_after).into())
+}
+
+pub(crate) async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let Some(policy) = req.app_data::<web::Data<RateLimitPolicy>>().cloned() else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let ip = client_ip(&req, &policy.trusted_proxies);
+    if let Some(ip) = ip {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    let path = req.path();
+    let (Some(ip), false) = (ip, is_exempt(path)) else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let (key, rate) = if path == "/api/v1/auth/login" {
+        (format!("login:{ip}"), policy.login)
+    } else {
+        (format!("ip:{ip}"), policy.general)
+    };
+    match policy.limiter.check(&key, rate).await {
+        Ok(Decision::Limited { retry_after }) => {
+            metrics::counter!("rate_limited_total", "scope" => if key.starts_with("login") { "login" } else { "ip" })
+                .increment(1);
+            Ok(req.into_response(limited(rate.limit, retry_after).error_response()))
+        }
+        Ok(Decision::Allowed { remaining, reset_after }) => {
+            let mut response = next.call(req).await?.map_into_boxed_body();
+            for (name, value) in rate_limit_headers(rate.limit, remaining, reset_after) {
+                response.headers_mut().insert(name, value);
+            }
+            Ok(response)
+        }
+        Err(error) => Err(ApiError::from(error).into()),
+    }
+}
+
+/// Counts the requests of an authenticated user; called by authentication.
+pub(crate) async fn check_user(policy: &RateLimitPolicy, user: &str) -> Result<(), ApiError> {
+    match policy.limiter.check(&format!("user:{user}"), policy.general).await? {
+        Decision::Allowed { .. } => Ok(()),
+        Decision::Limited { retry_after } => {
+            metrics::counter!("rate_limited_total", "scope" => "user").increment(1);
+            Err(limited(policy.general.limit, retry_after))
+        }
+    }
+}
+
+type KeyedGovernor = Governor<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// Limits counted in this process only (one instance, or while Redis is away).
+#[derive(Default)]
+pub struct InProcessRateLimiter {
+    limiters: Mutex<HashMap<Rate, Arc<KeyedGovernor>>>,
+    checks: AtomicU64,
+}
+
+impl std::fmt::Debug for InProcessRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessRateLimiter").finish_non_exhaustive()
+    }
+}
+
+/// Stale keys are dropped every this many checks, so memory follows the active clients only.
+const RETAIN_EVERY: u64 = 4096;
+
+impl InProcessRateLimiter {
+    fn limiter(&self, rate: Rate) -> Arc<KeyedGovernor> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let limiter = limiters.entry(rate).or_insert_with(|| {
+            let burst = NonZeroU32::new(rate.limit).unwrap_or(NonZeroU32::MIN);
+            let interval = (rate.period / burst.get()).max(Duration::from_nanos(1));
+            let quota = Quota::with_period(interval).unwrap_or_else(|| Quota::per_second(burst)).allow_burst(burst);
+            Arc::new(Governor::keyed(quota).with_middleware::<StateInformationMiddleware>())
+        });
+        Arc::clone(limiter)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for InProcessRateLimiter {
+    async fn check(&self, key: &str, rate: Rate) -> Result<Decision, StoreError> {
+        let limiter = self.limiter(rate);
+        if self.checks.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == 0 {
+            limiter.retain_recent();
+        }
+        let interval = rate.period / rate.limit.max(1);
+        Ok(match limiter.check_key(&key.to_owned()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision::Allowed { remaining, reset_after: interval * (rate.limit - remaining) }
+            }
+            Err(not_until) => {
+                Decision::Limited { retry_after: not_until.wait_time_from(DefaultClock::default().now()) }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_in_process_limiter_allows_the_budget_then_limits() {
+        let limiter = InProcessRateLimiter::default();
+        let rate = Rate::per_minute(3);
+        for expected_remaining in [2, 1, 0] {
+            let decision = limiter.check("ip:10.0.0.1", rate).await;
+            assert!(
+                matches!(decision, Ok(Decision::Allowed { remaining, .. }) if remaining == expected_remaining),
+                "{decision:?}"
+            );
+        }
+        let Ok(Decision::Limited { retry_after }) = limiter.check("ip:10.0.0.1", rate).await else {
+            panic!("the fourth request is limited");
+        };
+        assert!(retry_after > Duration::from_secs(15) && retry_after <= Duration::from_secs(20), "{retry_after:?}");
+        assert!(matches!(limiter.check("ip:10.0.0.2", rate).await, Ok(Decision::Allowed { .. })), "keys are separate");
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
+        assert_eq!(whole_seconds(Duration::from_millis(2001)), 3);
+    }
+}
