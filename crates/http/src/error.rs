@@ -15,9 +15,13 @@ use crate::middleware::current_request_id;
 /// Seconds a client should wait before retrying when a dependency is down.
 const UNAVAILABLE_RETRY_AFTER_S: u64 = 5;
 
-/// An error as the API reports it.
+/// An error as the API reports it. Boxed: errors travel in every `Result` of every handler,
+/// and the happy path should not pay for their size.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Parts>);
+
+#[derive(Debug)]
+struct Parts {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -56,7 +60,7 @@ pub struct ErrorObject {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Parts {
             status,
             code,
             message: message.into(),
@@ -64,7 +68,7 @@ impl ApiError {
             retry_after: None,
             headers: Vec::new(),
             cause: None,
-        }
+        }))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -97,7 +101,7 @@ impl ApiError {
 
     pub fn validation(details: Vec<FieldError>) -> Self {
         let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the request is not valid");
-        error.details = details;
+        error.0.details = details;
         error
     }
 
@@ -122,31 +126,31 @@ impl ApiError {
             "account_locked",
             "too many failed logins; the account is locked for a while",
         );
-        error.retry_after = Some(retry_after_s.max(1));
+        error.0.retry_after = Some(retry_after_s.max(1));
         error
     }
 
     /// Too many requests; retry after `retry_after_s` seconds.
     pub fn rate_limited(retry_after_s: u64) -> Self {
         let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
-        error.retry_after = Some(retry_after_s.max(1));
+        error.0.retry_after = Some(retry_after_s.max(1));
         error
     }
 
     pub fn with_headers(mut self, headers: Vec<(HeaderName, HeaderValue)>) -> Self {
-        self.headers = headers;
+        self.0.headers = headers;
         self
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
-        error.retry_after = Some(UNAVAILABLE_RETRY_AFTER_S);
+        error.0.retry_after = Some(UNAVAILABLE_RETRY_AFTER_S);
         error
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let mut error = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred");
-        error.cause = Some(cause.to_string());
+        error.0.cause = Some(cause.to_string());
         error
     }
 
@@ -167,20 +171,20 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
-        self.details = details;
+        self.0.details = details;
         self
     }
 
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorObject {
-                code: self.code.to_owned(),
-                message: self.message.clone(),
-                details: self.details.clone(),
+                code: self.0.code.to_owned(),
+                message: self.0.message.clone(),
+                details: self.0.details.clone(),
                 request_id: current_request_id(),
             },
         }
@@ -189,27 +193,27 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(f, "{} {}: {}", self.0.status.as_u16(), self.0.code, self.0.message)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.cause {
-            tracing::error!(error.cause = %cause, error.code = self.code, "request failed");
+        if let Some(cause) = &self.0.cause {
+            tracing::error!(error.cause = %cause, error.code = self.0.code, "request failed");
         }
-        let mut response = HttpResponse::build(self.status);
-        if let Some(seconds) = self.retry_after {
+        let mut response = HttpResponse::build(self.0.status);
+        if let Some(seconds) = self.0.retry_after {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
-        for (name, value) in &self.headers {
+        for (name, value) in &self.0.headers {
             response.insert_header((name.clone(), value.clone()));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.0.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(self.body())

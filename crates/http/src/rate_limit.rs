@@ -171,7 +171,7 @@ impl InProcessRateLimiter {
 impl RateLimiter for InProcessRateLimiter {
     async fn check(&self, key: &str, rate: Rate) -> Result<Decision, StoreError> {
         let limiter = self.limiter(rate);
-        if self.checks.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == 0 {
+        if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(RETAIN_EVERY) {
             limiter.retain_recent();
         }
         let interval = rate.period / rate.limit.max(1);
