@@ -100,3 +100,12 @@ async fn a_user_has_one_budget_whatever_the_address() {
     }
     assert_eq!(me("198.51.100.200".into()).await, StatusCode::TOO_MANY_REQUESTS, "the fifth request of the user");
 }
+
+#[tokio::test]
+async fn without_redis_reachable_each_instance_still_limits() {
+    let app =
+        TestApp::spawn_with(Options { login_per_minute: 2, redis: Redis::Unreachable, ..Options::default() }).await;
+    assert_eq!(wrong_login(&app, None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_login(&app, None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_login(&app, None).await.status(), StatusCode::TOO_MANY_REQUESTS, "the local fallback counts");
+}

@@ -35,11 +35,12 @@ async fn every_role_meets_the_matrix_of_the_spec() {
     let app = TestApp::spawn().await;
     let target = app.create_user("target@example.org", Role::Officer).await;
     let cases = [
-        (Role::Admin, [200, 201, 200, 200, 204]),
-        (Role::Supervisor, [200, 403, 200, 403, 403]),
-        (Role::Operator, [403, 403, 404, 404, 404]),
-        (Role::Officer, [403, 403, 404, 404, 404]),
+        (Role::Admin, [200, 201, 200, 200, 204, 200, 403, 200]),
+        (Role::Supervisor, [200, 403, 200, 403, 403, 404, 404, 403]),
+        (Role::Operator, [403, 403, 404, 404, 404, 404, 404, 403]),
+        (Role::Officer, [403, 403, 404, 404, 404, 404, 404, 403]),
     ];
+    let consent = json!({"consent_type": "analytics", "granted": true, "policy_version": "1"});
     for (index, (role, expected)) in cases.into_iter().enumerate() {
         let email = format!("{role}@example.org");
         let me = app.create_user(&email, role).await;
@@ -58,14 +59,25 @@ async fn every_role_meets_the_matrix_of_the_spec() {
             app.send(Method::GET, &other, &token, None).await.status(),
             app.send(Method::PATCH, &other, &token, Some(json!({"first_name": "Changed"}))).await.status(),
             app.send(Method::DELETE, &other, &token, None).await.status(),
+            app.send(Method::GET, &format!("{other}/consents"), &token, None).await.status(),
+            app.send(Method::POST, &format!("{other}/consents"), &token, Some(consent.clone())).await.status(),
+            app.send(Method::GET, "/api/v1/audit-events", &token, None).await.status(),
         ];
         let statuses: Vec<u16> = statuses.iter().map(StatusCode::as_u16).collect();
-        assert_eq!(statuses, expected, "{role}: list, create, read other, edit other, deactivate other");
+        assert_eq!(
+            statuses, expected,
+            "{role}: list, create, read other, edit other, deactivate other, read and record other's consents, audit"
+        );
 
         let own = format!("/api/v1/users/{me}");
         assert_eq!(app.send(Method::GET, &own, &token, None).await.status(), StatusCode::OK, "{role} reads self");
         let rectified = app.send(Method::PATCH, &own, &token, Some(json!({"phone": "+34600111222"}))).await;
         assert_eq!(rectified.status(), StatusCode::OK, "{role} rectifies self");
+        let own_consent = app.send(Method::POST, &format!("{own}/consents"), &token, Some(consent.clone())).await;
+        assert_eq!(own_consent.status(), StatusCode::CREATED, "{role} records own consent");
+        let own_consents = app.send(Method::GET, &format!("{own}/consents"), &token, None).await;
+        assert_eq!(own_consents.status(), StatusCode::OK, "{role} reads own consents");
+        assert_eq!(app.get_as("/api/v1/auth/me", &token).await.status(), StatusCode::OK, "{role} reads /auth/me");
         let promote = app.send(Method::PATCH, &own, &token, Some(json!({"role": "admin"}))).await.status();
         let expected_promote = if role == Role::Admin { StatusCode::OK } else { StatusCode::FORBIDDEN };
         assert_eq!(promote, expected_promote, "{role} changes own role");
