@@ -116,8 +116,11 @@ pub(crate) async fn rate_limit(
         }
         Ok(Decision::Allowed { remaining, reset_after }) => {
             let mut response = next.call(req).await?.map_into_boxed_body();
-            for (name, value) in rate_limit_headers(rate.limit, remaining, reset_after) {
-                response.headers_mut().insert(name, value);
+            // A per-user refusal already carries the headers of the budget that ran out.
+            if !response.headers().contains_key("ratelimit-limit") {
+                for (name, value) in rate_limit_headers(rate.limit, remaining, reset_after) {
+                    response.headers_mut().insert(name, value);
+                }
             }
             Ok(response)
         }

@@ -9,12 +9,12 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use gad_domain::audit::RequestContext;
 use gad_domain::users::policy::Actor;
-use gad_domain::users::{Role, TokenIdentity, UserId};
+use gad_domain::users::{Revocations, Role, TokenIdentity, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub(crate) use tokens::refresh_token_hash;
-pub use tokens::{TokenIssuer, TokenSettings};
+pub use tokens::{AccessToken, TokenIssuer, TokenSettings};
 
 use crate::error::ApiError;
 use crate::middleware::RequestId;
@@ -54,39 +54,35 @@ impl FromRequest for Principal {
         let span = req.extensions().get::<tracing_actix_web::RootSpan>().cloned();
         Box::pin(async move {
             let services = services.ok_or_else(|| ApiError::internal("authentication services are not configured"))?;
-            let token = bearer.ok_or_else(|| ApiError::unauthenticated("a bearer access token is required"))?;
-            let claims = services
-                .tokens
-                .verify(&token)
-                .ok_or_else(|| ApiError::unauthenticated("the access token is invalid or expired"))?;
-            let issued_at = OffsetDateTime::from_unix_timestamp(claims.iat)
-                .map_err(|_| ApiError::unauthenticated("the access token is invalid or expired"))?;
-            let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp)
-                .map_err(|_| ApiError::unauthenticated("the access token is invalid or expired"))?;
-            let identity = TokenIdentity {
-                jti: claims.jti,
-                user_id: UserId::from_uuid(claims.sub),
-                session_id: claims.sid,
-                issued_at,
-            };
-            if services.revocations.is_revoked(&identity).await? {
-                return Err(ApiError::unauthenticated("the access token has been revoked"));
-            }
+            let principal = authenticate(&services.tokens, &*services.revocations, bearer.as_deref()).await?;
             if let Some(span) = span {
-                span.record("user.id", tracing::field::display(claims.sub));
+                span.record("user.id", tracing::field::display(principal.user_id));
             }
             if let Some(rate_limits) = rate_limits {
-                check_user(&rate_limits, &claims.sub.to_string()).await?;
+                check_user(&rate_limits, &principal.user_id.to_string()).await?;
             }
-            Ok(Principal {
-                user_id: identity.user_id,
-                role: claims.role,
-                jti: claims.jti,
-                session_id: claims.sid,
-                expires_at,
-            })
+            Ok(principal)
         })
     }
+}
+
+/// Who presents this bearer token: a valid signature, every claim checked, not revoked.
+pub async fn authenticate(
+    tokens: &TokenIssuer,
+    revocations: &dyn Revocations,
+    bearer: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let token = bearer.ok_or_else(|| ApiError::unauthenticated("a bearer access token is required"))?;
+    let invalid = || ApiError::unauthenticated("the access token is invalid or expired");
+    let claims = tokens.verify(token).ok_or_else(invalid)?;
+    let issued_at = OffsetDateTime::from_unix_timestamp(claims.iat).map_err(|_| invalid())?;
+    let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|_| invalid())?;
+    let identity =
+        TokenIdentity { jti: claims.jti, user_id: UserId::from_uuid(claims.sub), session_id: claims.sid, issued_at };
+    if revocations.is_revoked(&identity).await? {
+        return Err(ApiError::unauthenticated("the access token has been revoked"));
+    }
+    Ok(Principal { user_id: identity.user_id, role: claims.role, jti: claims.jti, session_id: claims.sid, expires_at })
 }
 
 /// Where the request came from, for the audit log.

@@ -64,9 +64,10 @@ impl std::fmt::Debug for TokenIssuer {
 
 /// A freshly issued access token.
 #[derive(Debug)]
-pub(crate) struct AccessToken {
-    pub(crate) token: String,
-    pub(crate) expires_in: i64,
+pub struct AccessToken {
+    pub token: String,
+    /// Seconds.
+    pub expires_in: i64,
 }
 
 /// A freshly minted refresh token: the secret for the client, the rest for the store.
@@ -96,7 +97,7 @@ impl TokenIssuer {
         self.settings.refresh_ttl
     }
 
-    pub(crate) fn issue_access(
+    pub fn issue_access(
         &self,
         user: UserId,
         role: Role,
