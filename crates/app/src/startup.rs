@@ -14,6 +14,7 @@ use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint};
 use gad_pg::{PgAuditLog, PgAuthStore, PgConsentStore, PgPool, PgSettings, PgUserStore, PostgresCheck};
 use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
+use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
@@ -27,6 +28,12 @@ pub struct Application {
     metrics_port: Option<u16>,
     api: Server,
     metrics: Option<Server>,
+}
+
+/// Redis, when configured: a pool for probes, one shared multiplexed connection for hot paths.
+struct Redis {
+    pool: RedisPool,
+    connection: ConnectionManager,
 }
 
 /// Stops a running instance gracefully: listeners close, in-flight requests finish.
@@ -65,15 +72,22 @@ impl std::fmt::Debug for StopHandle {
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pg_pool = gad_pg::build_pool(&pg_settings(settings))?;
-        let redis_pool = match &settings.redis.url {
-            Some(url) => Some(gad_redis::build_pool(&RedisSettings {
-                url: url.clone(),
-                max_connections: settings.redis.max_connections,
-                timeout: Duration::from_millis(settings.redis.timeout_ms),
-                key_prefix: settings.redis.key_prefix.clone(),
-            })?),
+        let redis = match &settings.redis.url {
+            Some(url) => {
+                let redis_settings = RedisSettings {
+                    url: url.clone(),
+                    max_connections: settings.redis.max_connections,
+                    timeout: Duration::from_millis(settings.redis.timeout_ms),
+                    key_prefix: settings.redis.key_prefix.clone(),
+                };
+                Some(Redis {
+                    pool: gad_redis::build_pool(&redis_settings)?,
+                    connection: gad_redis::shared_connection(&redis_settings)?,
+                })
+            }
             None => None,
         };
+        let redis_pool = redis.as_ref().map(|redis| redis.pool.clone());
 
         let mut dependencies: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(PostgresCheck::new(pg_pool.clone()))];
         if let Some(pool) = &redis_pool {
@@ -86,7 +100,7 @@ impl Application {
             version: env!("CARGO_PKG_VERSION"),
             started_at: Instant::now(),
         };
-        let auth = services(settings, &pg_pool, redis_pool.as_ref())?;
+        let auth = services(settings, &pg_pool, redis.as_ref())?;
         let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
@@ -142,10 +156,12 @@ impl Application {
 
 /// The API's ports: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis
 /// when configured) and the token keys.
-fn services(settings: &Settings, pg_pool: &PgPool, redis_pool: Option<&RedisPool>) -> anyhow::Result<Services> {
+fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> anyhow::Result<Services> {
     let store = PgAuthStore::new(pg_pool.clone());
-    let channel = match (&settings.redis.url, redis_pool) {
-        (Some(url), Some(pool)) => Some(RevocationChannel::new(url, pool.clone(), &settings.redis.key_prefix)?),
+    let channel = match (&settings.redis.url, redis) {
+        (Some(url), Some(redis)) => {
+            Some(RevocationChannel::new(url, redis.connection.clone(), &settings.redis.key_prefix)?)
+        }
         _ => None,
     };
     let access_ttl = time::Duration::seconds(i64::try_from(settings.auth.access_token_ttl_s)?);
@@ -170,7 +186,7 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis_pool: Option<&RedisPool
         revocations,
         audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
-        rate_limits: rate_limit_policy(settings, redis_pool),
+        rate_limits: rate_limit_policy(settings, redis),
         tokens: TokenIssuer::new(TokenSettings {
             secret,
             issuer: settings.auth.issuer.clone(),
@@ -183,10 +199,10 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis_pool: Option<&RedisPool
 
 /// Limits per client and user: counted in Redis when configured (falling back to this process
 /// while it is away), in this process otherwise.
-fn rate_limit_policy(settings: &Settings, redis_pool: Option<&RedisPool>) -> RateLimitPolicy {
+fn rate_limit_policy(settings: &Settings, redis: Option<&Redis>) -> RateLimitPolicy {
     let local: Arc<dyn RateLimiter> = Arc::new(InProcessRateLimiter::default());
-    let limiter: Arc<dyn RateLimiter> = match redis_pool {
-        Some(pool) => Arc::new(RedisRateLimiter::new(pool.clone(), &settings.redis.key_prefix, local)),
+    let limiter: Arc<dyn RateLimiter> = match redis {
+        Some(redis) => Arc::new(RedisRateLimiter::new(redis.connection.clone(), &settings.redis.key_prefix, local)),
         None => local,
     };
     RateLimitPolicy {

@@ -8,5 +8,5 @@ mod revocations;
 
 pub use health::RedisCheck;
 pub use limits::RedisRateLimiter;
-pub use pool::{RedisPool, RedisSettings, build_pool};
+pub use pool::{RedisPool, RedisSettings, build_pool, shared_connection};
 pub use revocations::RevocationChannel;

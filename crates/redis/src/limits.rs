@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use gad_domain::error::StoreError;
 use gad_domain::limits::{Decision, Rate, RateLimiter};
 
-use crate::pool::RedisPool;
+use redis::aio::ConnectionManager;
 
 /// GCRA: the key holds the theoretical arrival time (ms) of the next request. Redis's own clock
 /// is used so that instances with skewed clocks agree.
@@ -31,7 +31,7 @@ return {1, math.floor((period - (next_tat - now)) / interval), math.ceil(next_ta
 ";
 
 pub struct RedisRateLimiter {
-    pool: RedisPool,
+    connection: ConnectionManager,
     script: redis::Script,
     key_prefix: String,
     fallback: Arc<dyn RateLimiter>,
@@ -44,12 +44,12 @@ impl std::fmt::Debug for RedisRateLimiter {
 }
 
 impl RedisRateLimiter {
-    pub fn new(pool: RedisPool, key_prefix: &str, fallback: Arc<dyn RateLimiter>) -> Self {
-        Self { pool, script: redis::Script::new(GCRA), key_prefix: format!("{key_prefix}rl:"), fallback }
+    pub fn new(connection: ConnectionManager, key_prefix: &str, fallback: Arc<dyn RateLimiter>) -> Self {
+        Self { connection, script: redis::Script::new(GCRA), key_prefix: format!("{key_prefix}rl:"), fallback }
     }
 
     async fn shared(&self, key: &str, rate: Rate) -> Result<Decision, String> {
-        let mut conn = self.pool.get().await.map_err(|error| error.to_string())?;
+        let mut conn = self.connection.clone();
         let period_ms = u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX);
         let reply: Vec<i64> = self
             .script

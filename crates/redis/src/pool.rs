@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use gad_domain::error::StoreError;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub type RedisPool = Pool;
 
@@ -41,4 +42,17 @@ pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, StoreError> {
         ..PoolConfig::default()
     });
     config.create_pool(Some(Runtime::Tokio1)).map_err(StoreError::unexpected)
+}
+
+/// One multiplexed connection shared by every request, reconnecting by itself: the hot paths
+/// (rate limits, announcements) use it, because a pooled connection costs a health-check round
+/// trip per checkout. Created lazily, so a Redis that is down does not stop the start.
+pub fn shared_connection(settings: &RedisSettings) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(settings.url.as_str()).map_err(StoreError::unexpected)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.timeout))
+        .set_response_timeout(Some(settings.timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(settings.timeout);
+    ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::unexpected)
 }

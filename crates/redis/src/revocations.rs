@@ -8,11 +8,11 @@ use gad_domain::users::{Revocation, RevokedToken, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::pool::RedisPool;
+use redis::aio::ConnectionManager;
 
 #[derive(Clone)]
 pub struct RevocationChannel {
-    pool: RedisPool,
+    connection: ConnectionManager,
     client: redis::Client,
     channel: String,
 }
@@ -24,13 +24,13 @@ impl std::fmt::Debug for RevocationChannel {
 }
 
 impl RevocationChannel {
-    pub fn new(url: &str, pool: RedisPool, key_prefix: &str) -> Result<Self, StoreError> {
+    pub fn new(url: &str, connection: ConnectionManager, key_prefix: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(StoreError::unexpected)?;
-        Ok(Self { pool, client, channel: format!("{key_prefix}revocations") })
+        Ok(Self { connection, client, channel: format!("{key_prefix}revocations") })
     }
 
     pub async fn publish(&self, revocation: &Revocation) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await.map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        let mut conn = self.connection.clone();
         redis::cmd("PUBLISH")
             .arg(&self.channel)
             .arg(encode(revocation))

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Throughput and latency of GET /health/live against a running GAD (default: `just run` on
-# 127.0.0.1:8080), measured with wrk from this machine. Prints wrk's report and writes a JSON
-# summary to target/loadtest/health-live.json.
-#   loadtest/health.sh [base-url] [duration] [connections] [threads]
+# Throughput and latency of one GET endpoint of a running GAD, measured with wrk from this
+# machine. Prints wrk's report and writes a JSON summary to target/loadtest/<label>.json.
+#   loadtest/wrk.sh <label> <url> [duration] [connections] [threads] [header]
+#   e.g. loadtest/wrk.sh health-live http://127.0.0.1:8080/health/live 10s 64 1
 set -euo pipefail
-base=${1:-http://127.0.0.1:8080}
-duration=${2:-15s}
-connections=${3:-64}
-threads=${4:-2}
+label=$1
+url=$2
+duration=${3:-15s}
+connections=${4:-64}
+threads=${5:-2}
+header=${6:-}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
 out="$(cd "$(dirname "$0")/.." && pwd)/target/loadtest"
 mkdir -p "$out"
-summary=$(mktemp)
-trap 'rm -f "$summary"' EXIT
-cat >"$summary.lua" <<'LUA'
+script=$(mktemp --suffix=.lua)
+trap 'rm -f "$script"' EXIT
+cat >"$script" <<'LUA'
 done = function(summary, latency, requests)
   local f = io.open(os.getenv("WRK_SUMMARY"), "w")
   f:write(string.format(
@@ -27,7 +29,7 @@ done = function(summary, latency, requests)
   f:close()
 end
 LUA
-WRK_SUMMARY="$out/health-live.json" wrk -t "$threads" -c "$connections" -d "$duration" --latency \
-    -s "$summary.lua" "$base/health/live"
-rm -f "$summary.lua"
-echo "summary: $(cat "$out/health-live.json")"
+args=(-t "$threads" -c "$connections" -d "$duration" --latency -s "$script")
+[[ -n $header ]] && args+=(-H "$header")
+WRK_SUMMARY="$out/$label.json" wrk "${args[@]}" "$url"
+echo "summary: $(cat "$out/$label.json")"
