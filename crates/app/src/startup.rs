@@ -178,6 +178,13 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
             key
         }
     };
+    let tokens = TokenIssuer::new(TokenSettings {
+        secret,
+        issuer: settings.auth.issuer.clone(),
+        audience: settings.auth.audience.clone(),
+        access_ttl,
+        refresh_ttl,
+    });
     Ok(Services {
         logins: Arc::new(store.clone()),
         sessions: Arc::new(store),
@@ -186,20 +193,14 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         revocations,
         audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
-        rate_limits: rate_limit_policy(settings, redis),
-        tokens: TokenIssuer::new(TokenSettings {
-            secret,
-            issuer: settings.auth.issuer.clone(),
-            audience: settings.auth.audience.clone(),
-            access_ttl,
-            refresh_ttl,
-        }),
+        rate_limits: rate_limit_policy(settings, redis, &tokens),
+        tokens,
     })
 }
 
 /// Limits per client and user: counted in Redis when configured (falling back to this process
 /// while it is away), in this process otherwise.
-fn rate_limit_policy(settings: &Settings, redis: Option<&Redis>) -> RateLimitPolicy {
+fn rate_limit_policy(settings: &Settings, redis: Option<&Redis>, tokens: &TokenIssuer) -> RateLimitPolicy {
     let local: Arc<dyn RateLimiter> = Arc::new(InProcessRateLimiter::default());
     let limiter: Arc<dyn RateLimiter> = match redis {
         Some(redis) => Arc::new(RedisRateLimiter::new(redis.connection.clone(), &settings.redis.key_prefix, local)),
@@ -210,6 +211,7 @@ fn rate_limit_policy(settings: &Settings, redis: Option<&Redis>) -> RateLimitPol
         general: Rate::per_minute(settings.rate_limit.general_per_minute),
         login: Rate::per_minute(settings.rate_limit.login_per_minute),
         trusted_proxies: settings.rate_limit.trusted_proxies.iter().filter_map(|proxy| parse_network(proxy)).collect(),
+        tokens: Some(tokens.clone()),
     }
 }
 

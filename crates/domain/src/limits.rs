@@ -40,4 +40,22 @@ pub enum Decision {
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     async fn check(&self, key: &str, rate: Rate) -> Result<Decision, StoreError>;
+
+    /// Counts one request against several budgets at once (a client address and a user): allowed
+    /// only when every budget allows it. The answer is the tightest of them. Shared limiters do
+    /// this in one round trip and count nothing when any budget refuses.
+    async fn check_all(&self, checks: &[(String, Rate)]) -> Result<Decision, StoreError> {
+        let mut tightest = Decision::Allowed { remaining: u32::MAX, reset_after: Duration::ZERO };
+        for (key, rate) in checks {
+            match self.check(key, *rate).await? {
+                limited @ Decision::Limited { .. } => return Ok(limited),
+                allowed @ Decision::Allowed { remaining, .. } => {
+                    if matches!(tightest, Decision::Allowed { remaining: least, .. } if remaining <= least) {
+                        tightest = allowed;
+                    }
+                }
+            }
+        }
+        Ok(tightest)
+    }
 }

@@ -23,6 +23,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter as Governor};
 use ipnet::IpNet;
 
+use crate::auth::TokenIssuer;
 use crate::error::ApiError;
 
 /// The limits and where to count them; shared by every worker.
@@ -35,6 +36,9 @@ pub struct RateLimitPolicy {
     pub login: Rate,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Lets the middleware recognise the user of a request, so that both budgets are counted
+    /// in one call; authentication proper still happens in the extractor.
+    pub tokens: Option<TokenIssuer>,
 }
 
 impl std::fmt::Debug for RateLimitPolicy {
@@ -46,6 +50,10 @@ impl std::fmt::Debug for RateLimitPolicy {
             .finish_non_exhaustive()
     }
 }
+
+/// Marks a request whose user budget the middleware has already counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UserCounted;
 
 /// The client's address as decided once per request.
 #[derive(Debug, Clone, Copy)]
@@ -103,15 +111,17 @@ pub(crate) async fn rate_limit(
     let (Some(ip), false) = (ip, is_exempt(path)) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
-    let (key, rate) = if path == "/api/v1/auth/login" {
-        (format!("login:{ip}"), policy.login)
-    } else {
-        (format!("ip:{ip}"), policy.general)
-    };
-    match policy.limiter.check(&key, rate).await {
+    let (scope, rate) = if path == "/api/v1/auth/login" { ("login", policy.login) } else { ("ip", policy.general) };
+    let mut checks = vec![(format!("{scope}:{ip}"), rate)];
+    if scope == "ip"
+        && let Some(user) = bearer_subject(&req, policy.tokens.as_ref())
+    {
+        checks.push((format!("user:{user}"), policy.general));
+        req.extensions_mut().insert(UserCounted);
+    }
+    match policy.limiter.check_all(&checks).await {
         Ok(Decision::Limited { retry_after }) => {
-            metrics::counter!("rate_limited_total", "scope" => if key.starts_with("login") { "login" } else { "ip" })
-                .increment(1);
+            metrics::counter!("rate_limited_total", "scope" => scope).increment(1);
             Ok(req.into_response(limited(rate.limit, retry_after).error_response()))
         }
         Ok(Decision::Allowed { remaining, reset_after }) => {
@@ -126,6 +136,13 @@ pub(crate) async fn rate_limit(
         }
         Err(error) => Err(ApiError::from(error).into()),
     }
+}
+
+/// The subject of a well-signed bearer token, if the request carries one.
+fn bearer_subject(req: &ServiceRequest, tokens: Option<&TokenIssuer>) -> Option<uuid::Uuid> {
+    let header = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "))?;
+    tokens?.verify(token.trim()).map(|claims| claims.sub)
 }
 
 /// Counts the requests of an authenticated user; called by authentication.

@@ -11,23 +11,38 @@ use gad_domain::limits::{Decision, Rate, RateLimiter};
 
 use redis::aio::ConnectionManager;
 
-/// GCRA: the key holds the theoretical arrival time (ms) of the next request. Redis's own clock
-/// is used so that instances with skewed clocks agree.
+/// GCRA over one or more budgets at once: each key holds the theoretical arrival time (ms) of
+/// its next request; the request is allowed only if every budget allows it, and then all of them
+/// advance. Redis's own clock is used so that instances with skewed clocks agree.
+/// KEYS: the budgets; ARGV: period (ms) and limit of each, in the same order.
 const GCRA: &str = r"
-local period = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local interval = period / limit
 local clock = redis.call('TIME')
 local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local next_tat = tat + interval
-local allowed_at = next_tat - period
-if allowed_at > now then
-  return {0, math.ceil(allowed_at - now), 0}
+local next_tats = {}
+local remaining = nil
+local reset = 0
+for i, key in ipairs(KEYS) do
+  local period = tonumber(ARGV[2 * i - 1])
+  local limit = tonumber(ARGV[2 * i])
+  local interval = period / limit
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local next_tat = tat + interval
+  local allowed_at = next_tat - period
+  if allowed_at > now then
+    return {0, math.ceil(allowed_at - now), 0}
+  end
+  next_tats[i] = next_tat
+  local left = math.floor((period - (next_tat - now)) / interval)
+  if remaining == nil or left < remaining then
+    remaining = left
+    reset = math.ceil(next_tat - now)
+  end
 end
-redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(next_tat - now))
-return {1, math.floor((period - (next_tat - now)) / interval), math.ceil(next_tat - now)}
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, tostring(next_tats[i]), 'PX', math.ceil(next_tats[i] - now))
+end
+return {1, remaining, reset}
 ";
 
 pub struct RedisRateLimiter {
@@ -48,17 +63,14 @@ impl RedisRateLimiter {
         Self { connection, script: redis::Script::new(GCRA), key_prefix: format!("{key_prefix}rl:"), fallback }
     }
 
-    async fn shared(&self, key: &str, rate: Rate) -> Result<Decision, String> {
+    async fn shared(&self, checks: &[(String, Rate)]) -> Result<Decision, String> {
         let mut conn = self.connection.clone();
-        let period_ms = u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX);
-        let reply: Vec<i64> = self
-            .script
-            .key(format!("{}{key}", self.key_prefix))
-            .arg(period_ms)
-            .arg(rate.limit)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|error| error.to_string())?;
+        let mut invocation = self.script.prepare_invoke();
+        for (key, rate) in checks {
+            let period_ms = u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX);
+            invocation.key(format!("{}{key}", self.key_prefix)).arg(period_ms).arg(rate.limit);
+        }
+        let reply: Vec<i64> = invocation.invoke_async(&mut conn).await.map_err(|error| error.to_string())?;
         let millis = |value: i64| Duration::from_millis(u64::try_from(value).unwrap_or(0));
         match reply.as_slice() {
             [1, remaining, reset_ms] => Ok(Decision::Allowed {
@@ -74,12 +86,16 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, key: &str, rate: Rate) -> Result<Decision, StoreError> {
-        match self.shared(key, rate).await {
+        self.check_all(&[(key.to_owned(), rate)]).await
+    }
+
+    async fn check_all(&self, checks: &[(String, Rate)]) -> Result<Decision, StoreError> {
+        match self.shared(checks).await {
             Ok(decision) => Ok(decision),
             Err(error) => {
                 metrics::counter!("rate_limit_fallbacks_total").increment(1);
                 tracing::warn!(%error, "shared rate limit unavailable; limiting on this instance");
-                self.fallback.check(key, rate).await
+                self.fallback.check_all(checks).await
             }
         }
     }

@@ -18,7 +18,7 @@ pub use tokens::{AccessToken, TokenIssuer, TokenSettings};
 
 use crate::error::ApiError;
 use crate::middleware::RequestId;
-use crate::rate_limit::{ClientIp, RateLimitPolicy, check_user};
+use crate::rate_limit::{ClientIp, RateLimitPolicy, UserCounted, check_user};
 use crate::state::Services;
 
 /// The authenticated caller of this request.
@@ -44,7 +44,11 @@ impl FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let services = req.app_data::<web::Data<Services>>().cloned();
-        let rate_limits = req.app_data::<web::Data<RateLimitPolicy>>().cloned();
+        // The middleware counts the user's budget together with the address when it can.
+        let rate_limits = req
+            .app_data::<web::Data<RateLimitPolicy>>()
+            .filter(|_| req.extensions().get::<UserCounted>().is_none())
+            .cloned();
         let bearer = req
             .headers()
             .get(header::AUTHORIZATION)
