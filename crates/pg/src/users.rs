@@ -241,13 +241,13 @@ impl UserStore for PgUserStore {
 
     async fn update(&self, id: UserId, update: UserUpdate, entry: AuditEntry) -> Result<Option<User>, UpdateUserError> {
         let changes = UserChangeset {
-            email: update.email.as_ref().map(|email| email.as_str()),
-            first_name: update.first_name.as_ref().map(|name| name.as_str()),
-            last_name: update.last_name.as_ref().map(|name| name.as_str()),
-            national_id: update.national_id.as_ref().map(|id| id.as_ref().map(|id| id.as_str())),
-            phone: update.phone.as_ref().map(|phone| phone.as_ref().map(|phone| phone.as_str())),
-            role: update.role.map(RoleColumn),
-            is_active: update.is_active,
+            email: update.profile.email.as_ref().map(|email| email.as_str()),
+            first_name: update.profile.first_name.as_ref().map(|name| name.as_str()),
+            last_name: update.profile.last_name.as_ref().map(|name| name.as_str()),
+            national_id: update.profile.national_id.as_ref().map(|id| id.as_ref().map(|id| id.as_str())),
+            phone: update.profile.phone.as_ref().map(|phone| phone.as_ref().map(|phone| phone.as_str())),
+            role: update.profile.role.map(RoleColumn),
+            is_active: update.profile.is_active,
             password_hash: update.password_hash.as_ref().map(PasswordHash::as_str),
             tokens_valid_after: update.revoke_tokens_before.map(Some),
             updated_at: OffsetDateTime::now_utc(),

@@ -46,9 +46,9 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
-/// A change to a user; `None` leaves a field as it is.
+/// A change to a user's record; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
-pub struct UserChanges {
+pub struct ProfileChanges {
     pub email: Option<EmailAddress>,
     pub first_name: Option<PersonName>,
     pub last_name: Option<PersonName>,
@@ -57,6 +57,12 @@ pub struct UserChanges {
     pub phone: Option<Option<PhoneNumber>>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
+}
+
+/// What a caller asks to change.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub profile: ProfileChanges,
     pub password: Option<PasswordChange>,
 }
 
@@ -70,13 +76,7 @@ pub struct PasswordChange {
 /// The change as stored: the password already hashed, the token cut-off decided.
 #[derive(Debug, Clone, Default)]
 pub struct UserUpdate {
-    pub email: Option<EmailAddress>,
-    pub first_name: Option<PersonName>,
-    pub last_name: Option<PersonName>,
-    pub national_id: Option<Option<NationalId>>,
-    pub phone: Option<Option<PhoneNumber>>,
-    pub role: Option<Role>,
-    pub is_active: Option<bool>,
+    pub profile: ProfileChanges,
     pub password_hash: Option<PasswordHash>,
     /// Revoke every token and session issued before this instant.
     pub revoke_tokens_before: Option<OffsetDateTime>,
@@ -199,7 +199,7 @@ pub async fn update_user(
     context: RequestContext,
 ) -> Result<(User, Option<Revocation>), UpdateUserError> {
     let current = read_user(store, actor, id).await?.ok_or(UpdateUserError::NotFound)?;
-    let administrative = changes.role.is_some() || changes.is_active.is_some();
+    let administrative = changes.profile.role.is_some() || changes.profile.is_active.is_some();
     if !may_edit_profile(actor, id) || (administrative && !may_administer_users(actor)) {
         return Err(UpdateUserError::Forbidden);
     }
@@ -216,21 +216,11 @@ pub async fn update_user(
         }
         None => None,
     };
-    let role_changes = changes.role.is_some_and(|role| role != current.role);
-    let deactivates = changes.is_active == Some(false) && current.is_active;
+    let role_changes = changes.profile.role.is_some_and(|role| role != current.role);
+    let deactivates = changes.profile.is_active == Some(false) && current.is_active;
     let revoke_tokens_before = (role_changes || deactivates).then(OffsetDateTime::now_utc);
     let action = if deactivates { "user.deactivate" } else { "user.update" };
-    let update = UserUpdate {
-        email: changes.email,
-        first_name: changes.first_name,
-        last_name: changes.last_name,
-        national_id: changes.national_id,
-        phone: changes.phone,
-        role: changes.role,
-        is_active: changes.is_active,
-        password_hash,
-        revoke_tokens_before,
-    };
+    let update = UserUpdate { profile: changes.profile, password_hash, revoke_tokens_before };
     let user =
         store.update(id, update, audit(Some(actor), action, id, context)).await?.ok_or(UpdateUserError::NotFound)?;
     let revocation = revoke_tokens_before.map(|before| Revocation::User { user_id: id, before });

@@ -6,8 +6,8 @@ use actix_web::web::Query;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use gad_domain::users::{
     CreateUser, CreateUserError, EmailAddress, InvalidValue, ListUsersError, NationalId, Password, PasswordChange,
-    PersonName, PhoneNumber, Role, UpdateUserError, User, UserChanges, UserId, UserQuery, create_user, list_users,
-    read_user, update_user,
+    PersonName, PhoneNumber, ProfileChanges, Role, UpdateUserError, User, UserChanges, UserId, UserQuery, create_user,
+    list_users, read_user, update_user,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -356,9 +356,14 @@ pub(crate) async fn patch_user(
     body: web::Json<PatchUserRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
-    let body = body.into_inner();
+    let changes = parse_changes(body.into_inner())?;
+    Ok(web::Json(UserView::from(apply(&req, principal, *id, changes, &services).await?)))
+}
+
+/// Parses a partial change into validated values, naming every bad field at once.
+fn parse_changes(body: PatchUserRequest) -> Result<UserChanges, ApiError> {
     let mut fields = Fields::default();
-    let changes = UserChanges {
+    let profile = ProfileChanges {
         email: fields.optional("email", body.email.as_deref(), EmailAddress::parse),
         first_name: fields.optional("first_name", body.first_name.as_deref(), PersonName::parse),
         last_name: fields.optional("last_name", body.last_name.as_deref(), PersonName::parse),
@@ -366,10 +371,26 @@ pub(crate) async fn patch_user(
         phone: body.phone.map(|value| fields.optional("phone", value.as_deref(), PhoneNumber::parse)),
         role: fields.optional("role", body.role.as_deref(), parse_role),
         is_active: body.is_active,
-        password: password_change(&mut fields, body.password, body.current_password),
     };
-    let changes = fields.finish(|| Some(changes))?;
-    Ok(web::Json(UserView::from(apply(&req, principal, *id, changes, &services).await?)))
+    let password = password_change(&mut fields, body.password, body.current_password);
+    fields.finish(|| Some(UserChanges { profile, password }))
+}
+
+/// A replacement is a change of every profile field: absent optional ones are cleared.
+impl From<PutUserRequest> for PatchUserRequest {
+    fn from(put: PutUserRequest) -> Self {
+        Self {
+            email: Some(put.email),
+            first_name: Some(put.first_name),
+            last_name: Some(put.last_name),
+            national_id: Some(put.national_id),
+            phone: Some(put.phone),
+            role: put.role,
+            is_active: put.is_active,
+            password: put.password,
+            current_password: put.current_password,
+        }
+    }
 }
 
 /// Replace a user's profile (rectification); the same rules as PATCH.
@@ -395,27 +416,7 @@ pub(crate) async fn put_user(
     body: web::Json<PutUserRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
-    let body = body.into_inner();
-    let mut fields = Fields::default();
-    let email = fields.check("email", EmailAddress::parse(&body.email));
-    let first_name = fields.check("first_name", PersonName::parse(&body.first_name));
-    let last_name = fields.check("last_name", PersonName::parse(&body.last_name));
-    let national_id = fields.optional("national_id", body.national_id.as_deref(), NationalId::parse);
-    let phone = fields.optional("phone", body.phone.as_deref(), PhoneNumber::parse);
-    let role = fields.optional("role", body.role.as_deref(), parse_role);
-    let password = password_change(&mut fields, body.password, body.current_password);
-    let changes = fields.finish(|| {
-        Some(UserChanges {
-            email: Some(email?),
-            first_name: Some(first_name?),
-            last_name: Some(last_name?),
-            national_id: Some(national_id),
-            phone: Some(phone),
-            role,
-            is_active: body.is_active,
-            password,
-        })
-    })?;
+    let changes = parse_changes(PatchUserRequest::from(body.into_inner()))?;
     Ok(web::Json(UserView::from(apply(&req, principal, *id, changes, &services).await?)))
 }
 
@@ -438,7 +439,8 @@ pub(crate) async fn delete_user(
     id: web::Path<Uuid>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let changes = UserChanges { is_active: Some(false), ..UserChanges::default() };
+    let changes =
+        UserChanges { profile: ProfileChanges { is_active: Some(false), ..ProfileChanges::default() }, password: None };
     apply(&req, principal, *id, changes, &services).await?;
     Ok(HttpResponse::NoContent().finish())
 }
