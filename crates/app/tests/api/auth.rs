@@ -74,6 +74,8 @@ async fn login_with_json_or_form_then_me() {
         .unwrap();
     assert_eq!(form.status(), StatusCode::OK, "OAuth2 password-flow form");
     assert!(account(&app, "ana@example.org").await.last_login_at.is_some());
+    let again: Value = app.get_as("/api/v1/auth/me", &tokens.access_token).await.json().await.unwrap();
+    assert_eq!(again["updated_at"], me["updated_at"], "logging in does not change the record");
 }
 
 #[tokio::test]
