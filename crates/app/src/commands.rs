@@ -22,6 +22,9 @@ fn load_settings() -> anyhow::Result<Settings> {
 /// (up to `http.shutdown_timeout_s`) and exits.
 pub async fn serve() -> anyhow::Result<()> {
     let settings = load_settings()?;
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
     let application = Application::build(&settings).await?;
     let stop = application.stop_handle();
     tokio::spawn(async move {

@@ -338,15 +338,19 @@ impl Settings {
         if self.telegram.effective_mode() == TelegramMode::Webhook && self.telegram.webhook_secret.is_none() {
             problems.push("TELEGRAM_MODE=webhook requires TELEGRAM_WEBHOOK_SECRET".into());
         }
-        if deployed {
-            if self.database.url == default_database_url() {
-                problems.push("DATABASE_URL must be set explicitly".into());
-            }
-            if self.metrics.bind.is_none() && self.metrics.token.is_none() {
-                problems.push("metrics would be public: set GAD_METRICS_BIND or GAD_METRICS_TOKEN".into());
-            }
+        if deployed && self.database.url == default_database_url() {
+            problems.push("DATABASE_URL must be set explicitly".into());
         }
         problems
+    }
+
+    /// Choices that are allowed but worth an operator's attention; logged at start-up.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if self.environment.is_deployed() && self.metrics.bind.is_none() && self.metrics.token.is_none() {
+            warnings.push("/metrics is served on the API listener without a token: set GAD_METRICS_BIND or GAD_METRICS_TOKEN, or block it at the proxy");
+        }
+        warnings
     }
 }
 
@@ -510,7 +514,7 @@ mod tests {
             jail.clear_env();
             jail.set_env("GAD_ENV", "production");
             let error = format!("{:#}", Settings::load().expect_err("unsafe production config"));
-            for expected in ["GAD_JWT_SECRET is required", "DATABASE_URL must be set", "metrics would be public"] {
+            for expected in ["GAD_JWT_SECRET is required", "DATABASE_URL must be set"] {
                 assert!(error.contains(expected), "missing {expected:?} in {error}");
             }
             jail.set_env("GAD_JWT_SECRET", "too-short");
