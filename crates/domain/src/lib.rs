@@ -10,4 +10,5 @@ pub mod consent;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod tasks;
 pub mod users;

@@ -22,6 +22,7 @@ use crate::routes;
         (name = "users", description = "Users, their roles and their profiles (rectification)"),
         (name = "consents", description = "Consent records of a subject (GDPR)"),
         (name = "audit", description = "The append-only audit log"),
+        (name = "officers", description = "Field officers: profiles, positions, availability, nearest search"),
     ),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use gad_domain::audit::AuditLog;
 use gad_domain::consent::ConsentStore;
 use gad_domain::health::DependencyCheck;
+use gad_domain::tasks::officer::OfficerStore;
 use gad_domain::users::{LoginStore, PasswordHasher, Revocations, SessionStore, UserStore};
 
 use crate::auth::TokenIssuer;
@@ -75,6 +76,7 @@ pub struct Services {
     pub revocations: Arc<dyn Revocations>,
     pub audit: Arc<dyn AuditLog>,
     pub consents: Arc<dyn ConsentStore>,
+    pub officers: Arc<dyn OfficerStore>,
     pub tokens: TokenIssuer,
     pub rate_limits: RateLimitPolicy,
 }

@@ -6,8 +6,10 @@ pub mod auth;
 mod consent;
 mod enums;
 mod errors;
+mod events;
 pub mod health;
 pub mod migrations;
+mod officers;
 pub mod pool;
 #[rustfmt::skip]
 pub mod schema;
@@ -17,5 +19,6 @@ pub use audit::PgAuditLog;
 pub use auth::PgAuthStore;
 pub use consent::PgConsentStore;
 pub use health::PostgresCheck;
+pub use officers::PgOfficerStore;
 pub use pool::{PgPool, PgSettings, build_pool};
 pub use users::PgUserStore;

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod limits;
 mod metrics;
+mod officers;
 mod records;
 mod shutdown;
 mod users;

@@ -8,6 +8,8 @@ mod consents;
 mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
+mod officers;
+#[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -32,7 +34,16 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(users::delete_user)
         .service(consents::get_consents)
         .service(consents::post_consent)
-        .service(audit::list_audit_events_route);
+        .service(audit::list_audit_events_route)
+        .service(officers::list_officers_route)
+        .service(officers::create_officer_route)
+        // Before `/officers/{id}`, which would otherwise take "nearest" for an id.
+        .service(officers::nearest_officers_route)
+        .service(officers::get_officer)
+        .service(officers::patch_officer)
+        .service(officers::delete_officer_route)
+        .service(officers::put_location)
+        .service(officers::put_availability);
 }
 
 /// Only the metrics route, for the private metrics listener.
