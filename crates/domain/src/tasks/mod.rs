@@ -1,4 +1,5 @@
-//! Dispatch: officers and geography (tasks, their state machine and assignment come next).
+//! Dispatch: officers, geography and the task state machine (tasks themselves come next).
 
 pub mod geo;
 pub mod officer;
+pub mod state;
