@@ -23,6 +23,7 @@ use crate::routes;
         (name = "consents", description = "Consent records of a subject (GDPR)"),
         (name = "audit", description = "The append-only audit log"),
         (name = "officers", description = "Field officers: profiles, positions, availability, nearest search"),
+        (name = "tasks", description = "Tasks, their state machine, history and assignments"),
     ),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)

@@ -7,6 +7,7 @@ use gad_domain::audit::AuditLog;
 use gad_domain::consent::ConsentStore;
 use gad_domain::health::DependencyCheck;
 use gad_domain::tasks::officer::OfficerStore;
+use gad_domain::tasks::task::TaskStore;
 use gad_domain::users::{LoginStore, PasswordHasher, Revocations, SessionStore, UserStore};
 
 use crate::auth::TokenIssuer;
@@ -77,6 +78,7 @@ pub struct Services {
     pub audit: Arc<dyn AuditLog>,
     pub consents: Arc<dyn ConsentStore>,
     pub officers: Arc<dyn OfficerStore>,
+    pub tasks: Arc<dyn TaskStore>,
     pub tokens: TokenIssuer,
     pub rate_limits: RateLimitPolicy,
 }

@@ -13,6 +13,7 @@ mod officers;
 pub mod pool;
 #[rustfmt::skip]
 pub mod schema;
+mod tasks;
 pub mod users;
 
 pub use audit::PgAuditLog;
@@ -21,4 +22,5 @@ pub use consent::PgConsentStore;
 pub use health::PostgresCheck;
 pub use officers::PgOfficerStore;
 pub use pool::{PgPool, PgSettings, build_pool};
+pub use tasks::PgTaskStore;
 pub use users::PgUserStore;

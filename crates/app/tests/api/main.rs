@@ -12,4 +12,5 @@ mod metrics;
 mod officers;
 mod records;
 mod shutdown;
+mod tasks;
 mod users;

@@ -2,8 +2,8 @@
 
 use crate::users::InvalidValue;
 
-/// A validated latitude/longitude pair in degrees.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A validated latitude/longitude pair in degrees; serialised as `{lat, lng}`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct GeoPoint {
     lat: f64,
     lng: f64,

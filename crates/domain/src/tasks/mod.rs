@@ -1,5 +1,6 @@
-//! Dispatch: officers, geography and the task state machine (tasks themselves come next).
+//! Dispatch: officers, geography, tasks and their state machine.
 
 pub mod geo;
 pub mod officer;
 pub mod state;
+pub mod task;

@@ -9,6 +9,7 @@ mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 mod officers;
+mod tasks;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
 
@@ -43,7 +44,16 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(officers::patch_officer)
         .service(officers::delete_officer_route)
         .service(officers::put_location)
-        .service(officers::put_availability);
+        .service(officers::put_availability)
+        .service(tasks::list_tasks)
+        .service(tasks::create_task)
+        .service(tasks::get_task)
+        .service(tasks::patch_task)
+        .service(tasks::delete_task)
+        .service(tasks::post_transition)
+        .service(tasks::get_history)
+        .service(tasks::post_assignments)
+        .service(tasks::delete_assignment);
 }
 
 /// Only the metrics route, for the private metrics listener.

@@ -1,0 +1,300 @@
+//! Tasks: creation, reading with ETags, edits with If-Match, the state machine through the API,
+//! history, assignments, officer availability and the one-task-per-officer rule (SPEC §4).
+
+use diesel::sql_types::Text;
+use diesel::{QueryableByName, sql_query};
+use diesel_async::RunQueryDsl;
+use futures_util::future::join_all;
+use gad_domain::users::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+struct Desk {
+    app: TestApp,
+    operator: String,
+    supervisor: String,
+}
+
+/// An app with an operator and a supervisor logged in.
+async fn desk() -> Desk {
+    let app = TestApp::spawn().await;
+    app.create_user("op@x.org", Role::Operator).await;
+    app.create_user("sup@x.org", Role::Supervisor).await;
+    let operator = app.login("op@x.org").await.access_token;
+    let supervisor = app.login("sup@x.org").await.access_token;
+    Desk { app, operator, supervisor }
+}
+
+/// An officer profile; returns (officer id, officer's token).
+async fn officer(desk: &Desk, email: &str) -> (String, String) {
+    let user = desk.app.create_user(email, Role::Officer).await;
+    let body = json!({"user_id": user.to_string(), "badge_number": email.replace(['@', '.'], "-"), "availability": "available"});
+    let officer: Value =
+        desk.app.send(Method::POST, "/api/v1/officers", &desk.supervisor, Some(body)).await.json().await.unwrap();
+    (officer["id"].as_str().unwrap().to_owned(), desk.app.login(email).await.access_token)
+}
+
+fn task_body(officers: &[&str]) -> Value {
+    json!({"title": "Night patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z",
+           "scheduled_end": "2026-12-02T04:00:00Z", "location": {"lat": 40.41, "lng": -3.70}, "officer_ids": officers})
+}
+
+async fn create(desk: &Desk, officers: &[&str]) -> Value {
+    let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(task_body(officers))).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+async fn transition(desk: &Desk, token: &str, task: &str, action: &str) -> reqwest::Response {
+    desk.app
+        .send(Method::POST, &format!("/api/v1/tasks/{task}/transitions"), token, Some(json!({"action": action})))
+        .await
+}
+
+async fn availability(desk: &Desk, officer: &str) -> String {
+    let officer: Value = desk
+        .app
+        .send(Method::GET, &format!("/api/v1/officers/{officer}"), &desk.operator, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    officer["availability"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn create_read_and_edit_with_etags() {
+    let desk = desk().await;
+    let (ana, ana_token) = officer(&desk, "ana@x.org").await;
+    let (_, eva_token) = officer(&desk, "eva@x.org").await;
+
+    let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(task_body(&[&ana]))).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers().get("etag").unwrap(), "\"1\"");
+    let location = response.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    let task: Value = response.json().await.unwrap();
+    assert_eq!(location, format!("/api/v1/tasks/{}", task["id"].as_str().unwrap()));
+    assert!(task["code"].as_str().unwrap().starts_with("T-"));
+    assert_eq!((task["status"].as_str(), task["priority"].as_str()), (Some("scheduled"), Some("medium")));
+    assert_eq!(task["officer_ids"], json!([ana]));
+    assert_eq!(task["location"], json!({"lat": 40.41, "lng": -3.70}));
+
+    assert_eq!(desk.app.send(Method::GET, &location, &ana_token, None).await.status(), StatusCode::OK, "assigned");
+    assert_eq!(desk.app.send(Method::GET, &location, &eva_token, None).await.status(), StatusCode::NOT_FOUND);
+    let mine: Value = desk.app.send(Method::GET, "/api/v1/tasks", &eva_token, None).await.json().await.unwrap();
+    assert_eq!(mine["items"], json!([]), "officers list only their own tasks");
+    let created_by_officer = desk.app.send(Method::POST, "/api/v1/tasks", &ana_token, Some(task_body(&[]))).await;
+    assert_eq!(created_by_officer.status(), StatusCode::FORBIDDEN);
+
+    let client = reqwest::Client::new();
+    let stale = client
+        .patch(format!("{}{location}", desk.app.address))
+        .bearer_auth(&desk.operator)
+        .header("if-match", "\"7\"")
+        .json(&json!({"priority": "high"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let fresh = client
+        .patch(format!("{}{location}", desk.app.address))
+        .bearer_auth(&desk.operator)
+        .header("if-match", "\"1\"")
+        .json(&json!({"priority": "high", "notes": "bring radios"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), StatusCode::OK);
+    assert_eq!(fresh.headers().get("etag").unwrap(), "\"2\"");
+    let edited: Value = fresh.json().await.unwrap();
+    assert_eq!(
+        (edited["priority"].as_str(), edited["notes"].as_str(), edited["title"].as_str()),
+        (Some("high"), Some("bring radios"), Some("Night patrol"))
+    );
+    let status = desk.app.send(Method::PATCH, &location, &desk.operator, Some(json!({"status": "completed"}))).await;
+    assert_eq!(status.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    for bad in [
+        json!({"title": "ab", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"}),
+        json!({"title": "Patrol", "kind": "chores", "scheduled_start": "2026-12-01T20:00:00Z"}),
+        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "scheduled_end": "2026-12-01T19:00:00Z"}),
+        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "tomorrow"}),
+        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "officer_ids": [uuid::Uuid::now_v7()]}),
+    ] {
+        let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(bad.clone())).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let mut coded = task_body(&[]);
+    coded["code"] = json!("OP-1");
+    assert_eq!(
+        desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(coded.clone())).await.status(),
+        StatusCode::CREATED
+    );
+    coded["code"] = json!("op-1");
+    assert_eq!(
+        desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(coded)).await.status(),
+        StatusCode::CONFLICT
+    );
+}
+
+#[tokio::test]
+async fn the_lifecycle_moves_officers_and_writes_one_history_row_per_transition() {
+    #[derive(QueryableByName)]
+    struct Event {
+        #[diesel(sql_type = Text)]
+        event_type: String,
+    }
+    let desk = desk().await;
+    let (ana, ana_token) = officer(&desk, "ana@x.org").await;
+    let task = create(&desk, &[&ana]).await;
+    let id = task["id"].as_str().unwrap();
+
+    let refused = transition(&desk, &desk.operator, id, "complete").await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_transition");
+    let allowed: Vec<&str> =
+        body["error"]["details"].as_array().unwrap().iter().map(|d| d["message"].as_str().unwrap()).collect();
+    assert_eq!(allowed, ["allowed: start", "allowed: cancel"]);
+
+    let started: Value = transition(&desk, &ana_token, id, "start").await.json().await.unwrap();
+    assert_eq!(started["status"], "in_progress");
+    assert!(started["actual_start"].is_string());
+    assert_eq!(availability(&desk, &ana).await, "on_task");
+    let paused: Value = transition(&desk, &ana_token, id, "pause").await.json().await.unwrap();
+    assert!(paused["paused_at"].is_string());
+    let resumed: Value = transition(&desk, &ana_token, id, "resume").await.json().await.unwrap();
+    assert!(resumed["paused_at"].is_null() && resumed["total_paused_seconds"].as_i64().unwrap() >= 0);
+    assert_eq!(
+        transition(&desk, &ana_token, id, "cancel").await.status(),
+        StatusCode::FORBIDDEN,
+        "officers do not cancel"
+    );
+    let completed: Value = transition(&desk, &ana_token, id, "complete").await.json().await.unwrap();
+    assert_eq!(completed["status"], "completed");
+    assert!(completed["actual_end"].is_string());
+    assert_eq!(availability(&desk, &ana).await, "available");
+
+    let history: Value = desk
+        .app
+        .send(Method::GET, &format!("/api/v1/tasks/{id}/history"), &desk.operator, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let steps: Vec<(&str, &str, &str)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (row["from_status"].as_str().unwrap(), row["action"].as_str().unwrap(), row["to_status"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("scheduled", "start", "in_progress"),
+            ("in_progress", "pause", "paused"),
+            ("paused", "resume", "in_progress"),
+            ("in_progress", "complete", "completed")
+        ]
+    );
+    let events: Vec<Event> = sql_query("SELECT event_type FROM event_log WHERE task_id IS NOT NULL ORDER BY seq")
+        .load(&mut desk.app.db().await)
+        .await
+        .unwrap();
+    let events: Vec<&str> = events.iter().map(|event| event.event_type.as_str()).collect();
+    assert_eq!(
+        events,
+        ["task.created", "task.status_changed", "task.status_changed", "task.status_changed", "task.status_changed"]
+    );
+
+    let path = format!("/api/v1/tasks/{id}");
+    assert_eq!(desk.app.send(Method::DELETE, &path, &desk.operator, None).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(desk.app.send(Method::DELETE, &path, &desk.supervisor, None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(desk.app.send(Method::GET, &path, &desk.supervisor, None).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_officer_runs_one_task_at_a_time_even_under_twenty_racing_starts() {
+    let desk = desk().await;
+    let (ana, _) = officer(&desk, "ana@x.org").await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        tasks.push(create(&desk, &[&ana]).await["id"].as_str().unwrap().to_owned());
+    }
+    let starts = tasks.iter().map(|task| transition(&desk, &desk.operator, task, "start"));
+    let statuses: Vec<StatusCode> = join_all(starts).await.iter().map(reqwest::Response::status).collect();
+    assert_eq!(statuses.iter().filter(|status| **status == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|status| *status == StatusCode::OK || *status == StatusCode::CONFLICT));
+
+    let running = transition(&desk, &desk.operator, &tasks[0], "start").await;
+    if running.status() == StatusCode::CONFLICT {
+        let body: Value = running.json().await.unwrap();
+        assert!(["officer_busy", "invalid_transition"].contains(&body["error"]["code"].as_str().unwrap()));
+    }
+    let history: Value = desk
+        .app
+        .send(Method::GET, "/api/v1/tasks?status=in_progress", &desk.operator, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn assignments_add_and_remove_officers() {
+    let desk = desk().await;
+    let (ana, _) = officer(&desk, "ana@x.org").await;
+    let (eva, _) = officer(&desk, "eva@x.org").await;
+    let task = create(&desk, &[&ana]).await;
+    let id = task["id"].as_str().unwrap();
+    let assignments = format!("/api/v1/tasks/{id}/assignments");
+
+    let added: Value = desk
+        .app
+        .send(Method::POST, &assignments, &desk.operator, Some(json!({"officer_ids": [eva]})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["officer_ids"].as_array().unwrap().len(), 2);
+    let unknown = desk
+        .app
+        .send(Method::POST, &assignments, &desk.operator, Some(json!({"officer_ids": [uuid::Uuid::now_v7()]})))
+        .await;
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let removed: Value = desk
+        .app
+        .send(Method::DELETE, &format!("{assignments}/{ana}"), &desk.operator, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(removed["officer_ids"], json!([eva]));
+    let again = desk.app.send(Method::DELETE, &format!("{assignments}/{ana}"), &desk.operator, None).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    let filtered: Value = desk
+        .app
+        .send(
+            Method::GET,
+            &format!("/api/v1/tasks?officer_id={eva}&status=scheduled&status=paused"),
+            &desk.operator,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    let bad = desk.app.send(Method::GET, "/api/v1/tasks?status=done", &desk.operator, None).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    transition(&desk, &desk.operator, id, "start").await;
+    let running = desk.app.send(Method::DELETE, &format!("/api/v1/tasks/{id}"), &desk.supervisor, None).await;
+    assert_eq!(running.status(), StatusCode::CONFLICT, "a running task is cancelled, not deleted");
+}

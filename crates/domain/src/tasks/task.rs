@@ -1,0 +1,316 @@
+//! Tasks: the work dispatched to officers, its lifecycle and its assignments.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::geo::GeoPoint;
+use super::officer::OfficerId;
+use super::state::{TaskAction, TaskStatus};
+use crate::audit::{AuditEntry, Outcome, RequestContext};
+use crate::error::StoreError;
+use crate::users::policy::Actor;
+use crate::users::{InvalidValue, Role, UserId};
+
+/// Identifies a task; UUID v7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(Uuid);
+
+impl TaskId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+macro_rules! labelled_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $label:literal),+ $(,)? }, $message:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL.iter().copied().find(|value| value.as_str() == s).ok_or(InvalidValue($message))
+            }
+        }
+    };
+}
+
+labelled_enum!(TaskKind {
+    Patrol => "patrol",
+    Investigation => "investigation",
+    Surveillance => "surveillance",
+    Intervention => "intervention",
+    Administrative => "administrative",
+    Training => "training",
+    Emergency => "emergency",
+}, "must be one of patrol, investigation, surveillance, intervention, administrative, training, emergency");
+
+labelled_enum!(
+    /// Ordered from least to most pressing.
+    Priority {
+        Low => "low",
+        Medium => "medium",
+        High => "high",
+        Urgent => "urgent",
+        Critical => "critical",
+    },
+    "must be one of low, medium, high, urgent, critical"
+);
+
+/// A task title: 3..=200 characters, trimmed.
+pub fn parse_title(raw: &str) -> Result<String, InvalidValue> {
+    let value = raw.trim();
+    match value.chars().count() {
+        0..=2 => Err(InvalidValue("must be at least 3 characters")),
+        201.. => Err(InvalidValue("must be at most 200 characters")),
+        _ => Ok(value.to_owned()),
+    }
+}
+
+/// A task code: 1..=32 letters, digits and `-`; unique regardless of case.
+pub fn parse_code(raw: &str) -> Result<String, InvalidValue> {
+    let value = raw.trim();
+    if value.is_empty() || value.len() > 32 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(InvalidValue("must be 1 to 32 letters, digits or -"));
+    }
+    Ok(value.to_owned())
+}
+
+/// Free text with a length limit; empty means none.
+pub fn parse_text(raw: &str, max: usize) -> Result<Option<String>, InvalidValue> {
+    let value = raw.trim();
+    if value.chars().count() > max {
+        return Err(InvalidValue("is too long"));
+    }
+    Ok((!value.is_empty()).then(|| value.to_owned()))
+}
+
+/// A task; its serialised form is the one of the API and of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub code: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub kind: TaskKind,
+    pub priority: Priority,
+    pub status: TaskStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub scheduled_start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub scheduled_end: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub actual_start: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub actual_end: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub paused_at: Option<OffsetDateTime>,
+    pub total_paused_seconds: i64,
+    pub location: Option<GeoPoint>,
+    pub location_description: Option<String>,
+    pub delegate_id: UserId,
+    pub created_by: UserId,
+    pub officer_ids: Vec<OfficerId>,
+    /// The users behind the assigned officers: who follows the task on `tasks:mine`.
+    #[serde(skip)]
+    pub officer_user_ids: Vec<UserId>,
+    pub notes: Option<String>,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The descriptive fields of a task.
+#[derive(Debug, Clone)]
+pub struct TaskFields {
+    pub title: String,
+    pub description: Option<String>,
+    pub kind: TaskKind,
+    pub priority: Priority,
+    pub scheduled_start: OffsetDateTime,
+    pub scheduled_end: Option<OffsetDateTime>,
+    pub location: Option<GeoPoint>,
+    pub location_description: Option<String>,
+    pub delegate_id: UserId,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: TaskId,
+    /// Generated when absent.
+    pub code: Option<String>,
+    pub fields: TaskFields,
+    pub created_by: UserId,
+    pub officer_ids: Vec<OfficerId>,
+}
+
+/// A history row: exactly one per transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub from_status: TaskStatus,
+    pub to_status: TaskStatus,
+    pub action: TaskAction,
+    pub actor_id: Option<UserId>,
+    pub reason: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    pub statuses: Vec<TaskStatus>,
+    pub priority: Option<Priority>,
+    pub kind: Option<TaskKind>,
+    pub officer_id: Option<OfficerId>,
+    pub delegate_id: Option<UserId>,
+    /// Only tasks assigned to this user's officer profile (what officers see).
+    pub assigned_to_user: Option<UserId>,
+    pub before: Option<TaskId>,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("the task changed since it was read")]
+    VersionMismatch,
+    #[error("this transition is not allowed from {from:?}")]
+    InvalidTransition { from: TaskStatus, allowed: Vec<TaskAction> },
+    /// An assigned officer is already in progress on another task.
+    #[error("an officer is busy on another task")]
+    OfficerBusy,
+    #[error("unknown officer {0}")]
+    UnknownOfficer(OfficerId),
+    /// Completed, cancelled, or (for deletion) still running.
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("a task with this code already exists")]
+    DuplicateCode,
+    /// `delegate_id` names no user.
+    #[error("unknown delegate")]
+    UnknownDelegate,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Tasks. Error contract: every write appends its audit row and its event in the same
+/// transaction, and a failed write leaves nothing behind; a transition also writes exactly one
+/// history row and moves the officers' availability.
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    async fn insert(&self, task: NewTask, audit: AuditEntry) -> Result<Task, TaskError>;
+    async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
+    async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
+    /// Replaces the descriptive fields if the task is still at `expected_version` (when given).
+    async fn update(
+        &self,
+        id: TaskId,
+        expected_version: Option<i64>,
+        fields: TaskFields,
+        audit: AuditEntry,
+    ) -> Result<Task, TaskError>;
+    async fn delete(&self, id: TaskId, audit: AuditEntry) -> Result<(), TaskError>;
+    async fn transition(
+        &self,
+        id: TaskId,
+        action: TaskAction,
+        reason: Option<String>,
+        audit: AuditEntry,
+    ) -> Result<Task, TaskError>;
+    async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError>;
+    async fn assign(&self, id: TaskId, officers: Vec<OfficerId>, audit: AuditEntry) -> Result<Task, TaskError>;
+    async fn unassign(&self, id: TaskId, officer: OfficerId, audit: AuditEntry) -> Result<Task, TaskError>;
+}
+
+fn is_staff(actor: Actor) -> bool {
+    matches!(actor.role, Role::Admin | Role::Supervisor | Role::Operator)
+}
+
+/// Create, edit and assign: operators and above.
+pub fn may_manage_tasks(actor: Actor) -> bool {
+    is_staff(actor)
+}
+
+/// Cancel and delete: admins and supervisors.
+pub fn may_cancel_tasks(actor: Actor) -> bool {
+    matches!(actor.role, Role::Admin | Role::Supervisor)
+}
+
+/// Staff read every task; officers only the tasks assigned to them.
+pub fn may_read_task(actor: Actor, task: &Task) -> bool {
+    is_staff(actor) || task.officer_user_ids.contains(&actor.id)
+}
+
+/// Start, pause, resume and complete: staff, or an assigned officer; cancel: admins and supervisors.
+pub fn may_apply(actor: Actor, task: &Task, action: TaskAction) -> bool {
+    match action {
+        TaskAction::Cancel => may_cancel_tasks(actor),
+        _ => is_staff(actor) || task.officer_user_ids.contains(&actor.id),
+    }
+}
+
+pub fn audit(actor: Actor, action: &'static str, task: TaskId, context: RequestContext) -> AuditEntry {
+    AuditEntry {
+        actor: Some((actor.id, actor.role)),
+        action,
+        resource_type: "task",
+        resource_id: Some(task.as_uuid()),
+        outcome: Outcome::Success,
+        context,
+    }
+}
+
+/// The task, if it exists and the actor may see it.
+pub async fn read_task(store: &dyn TaskStore, actor: Actor, id: TaskId) -> Result<Task, TaskError> {
+    store.find(id).await?.filter(|task| may_read_task(actor, task)).ok_or(TaskError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_parse_strictly() {
+        assert!(parse_title("ab").is_err() && parse_title(&"x".repeat(201)).is_err());
+        assert_eq!(parse_title("  Night patrol "), Ok("Night patrol".into()));
+        assert!(parse_code("T-2026-1").is_ok() && parse_code("bad code").is_err() && parse_code("").is_err());
+        assert_eq!(parse_text("", 10), Ok(None));
+        assert!(parse_text("too long", 3).is_err());
+        assert_eq!("critical".parse::<Priority>(), Ok(Priority::Critical));
+        assert!(Priority::Low < Priority::Critical, "ordered by urgency");
+        assert!("chores".parse::<TaskKind>().is_err());
+    }
+}

@@ -1,0 +1,540 @@
+//! Tasks in PostgreSQL: every write in one transaction with its audit row and event; a
+//! transition also writes its history row and moves the officers' availability. The database
+//! itself refuses a second in-progress task for an officer (see the dispatch migration).
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use gad_domain::audit::AuditEntry;
+use gad_domain::error::StoreError;
+use gad_domain::tasks::geo::GeoPoint;
+use gad_domain::tasks::officer::OfficerId;
+use gad_domain::tasks::state::{TaskAction, TaskStatus};
+use gad_domain::tasks::task::{NewTask, StatusChange, Task, TaskError, TaskFields, TaskId, TaskQuery, TaskStore};
+use gad_domain::users::UserId;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit;
+use crate::errors::{query_error, violated_unique_constraint};
+use crate::events::{self, NewEvent};
+use crate::pool::{PgPool, connection};
+
+#[derive(Clone)]
+pub struct PgTaskStore {
+    pool: PgPool,
+}
+
+impl PgTaskStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl std::fmt::Debug for PgTaskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTaskStore").finish_non_exhaustive()
+    }
+}
+
+/// Every task column, the position in degrees, and the assigned officers (ids and users) in
+/// the same statement: a listing never needs a query per task.
+const COLUMNS: &str = "t.id, t.code, t.title, t.description, t.kind::text AS kind, t.priority::text AS priority, \
+     t.status::text AS status, t.scheduled_start, t.scheduled_end, t.actual_start, t.actual_end, t.paused_at, \
+     t.total_paused_seconds, ST_Y(t.location::geometry) AS lat, ST_X(t.location::geometry) AS lng, \
+     t.location_description, t.delegate_id, t.created_by, t.notes, t.version, t.created_at, t.updated_at, \
+     ARRAY(SELECT a.officer_id FROM task_assignments a WHERE a.task_id = t.id ORDER BY a.assigned_at, a.officer_id) \
+         AS officer_ids, \
+     ARRAY(SELECT o.user_id FROM task_assignments a JOIN officers o ON o.id = a.officer_id WHERE a.task_id = t.id) \
+         AS officer_user_ids";
+
+#[derive(QueryableByName)]
+struct TaskRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Text)]
+    title: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    description: Option<String>,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    priority: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Timestamptz)]
+    scheduled_start: OffsetDateTime,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    scheduled_end: Option<OffsetDateTime>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    actual_start: Option<OffsetDateTime>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    actual_end: Option<OffsetDateTime>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    paused_at: Option<OffsetDateTime>,
+    #[diesel(sql_type = BigInt)]
+    total_paused_seconds: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    lat: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    lng: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    location_description: Option<String>,
+    #[diesel(sql_type = SqlUuid)]
+    delegate_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    created_by: Uuid,
+    #[diesel(sql_type = Nullable<Text>)]
+    notes: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: OffsetDateTime,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    officer_ids: Vec<Uuid>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    officer_user_ids: Vec<Uuid>,
+}
+
+impl TaskRow {
+    fn into_task(self) -> Result<Task, StoreError> {
+        let location = match (self.lat, self.lng) {
+            (Some(lat), Some(lng)) => {
+                Some(GeoPoint::new(lat, lng).map_err(|(_, error)| StoreError::unexpected(error))?)
+            }
+            _ => None,
+        };
+        Ok(Task {
+            id: TaskId::from_uuid(self.id),
+            code: self.code,
+            title: self.title,
+            description: self.description,
+            kind: self.kind.parse().map_err(StoreError::unexpected)?,
+            priority: self.priority.parse().map_err(StoreError::unexpected)?,
+            status: self.status.parse().map_err(StoreError::unexpected)?,
+            scheduled_start: self.scheduled_start,
+            scheduled_end: self.scheduled_end,
+            actual_start: self.actual_start,
+            actual_end: self.actual_end,
+            paused_at: self.paused_at,
+            total_paused_seconds: self.total_paused_seconds,
+            location,
+            location_description: self.location_description,
+            delegate_id: UserId::from_uuid(self.delegate_id),
+            created_by: UserId::from_uuid(self.created_by),
+            officer_ids: self.officer_ids.into_iter().map(OfficerId::from_uuid).collect(),
+            officer_user_ids: self.officer_user_ids.into_iter().map(UserId::from_uuid).collect(),
+            notes: self.notes,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Why a task transaction was rolled back.
+enum Failure {
+    Task(TaskError),
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Failure {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Query(error)
+    }
+}
+
+impl From<TaskError> for Failure {
+    fn from(error: TaskError) -> Self {
+        Self::Task(error)
+    }
+}
+
+fn task_error(failure: Failure) -> TaskError {
+    match failure {
+        Failure::Task(error) => error,
+        Failure::Query(error) => match violated_unique_constraint(&error) {
+            Some("task_assignments_one_in_progress_per_officer") => TaskError::OfficerBusy,
+            Some("tasks_code_key") => TaskError::DuplicateCode,
+            _ if error.to_string().contains("tasks_delegate_id_fkey") => TaskError::UnknownDelegate,
+            _ => TaskError::Store(query_error(error)),
+        },
+    }
+}
+
+fn corrupt(error: &StoreError) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(Box::new(std::io::Error::other(error.to_string())))
+}
+
+async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Task>> {
+    let row: Option<TaskRow> =
+        diesel::sql_query(format!("SELECT {COLUMNS} FROM tasks t WHERE t.id = $1 AND t.deleted_at IS NULL"))
+            .bind::<SqlUuid, _>(id)
+            .get_result(conn)
+            .await
+            .optional()?;
+    row.map(TaskRow::into_task).transpose().map_err(|error| corrupt(&error))
+}
+
+/// The task as it now stands, its audit row, and its event for everyone following it.
+async fn record(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    event_type: &'static str,
+    entry: &AuditEntry,
+) -> Result<Task, Failure> {
+    let task = load(conn, id).await?.ok_or(TaskError::NotFound)?;
+    audit::append(conn, entry).await?;
+    let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
+    let payload =
+        serde_json::to_value(&task).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
+    events::append(
+        conn,
+        NewEvent { event_type, task_id: Some(id), officer_id: None, audience: &audience, entry, payload },
+    )
+    .await?;
+    Ok(task)
+}
+
+/// Assigns officers that exist; an unknown one fails the whole statement.
+async fn add_officers(
+    conn: &mut AsyncPgConnection,
+    task: Uuid,
+    officers: &[OfficerId],
+    by: Option<Uuid>,
+) -> Result<(), Failure> {
+    for officer in officers {
+        let exists: bool = diesel::select(diesel::dsl::exists(
+            crate::schema::officers::table
+                .filter(crate::schema::officers::id.eq(officer.as_uuid()))
+                .filter(crate::schema::officers::deleted_at.is_null()),
+        ))
+        .get_result(conn)
+        .await?;
+        if !exists {
+            return Err(TaskError::UnknownOfficer(*officer).into());
+        }
+        diesel::sql_query(
+            "INSERT INTO task_assignments (task_id, officer_id, assigned_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind::<SqlUuid, _>(task)
+        .bind::<SqlUuid, _>(officer.as_uuid())
+        .bind::<Nullable<SqlUuid>, _>(by)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Officers of finished work become available again unless another task still holds them.
+async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE officers o SET availability = 'available' WHERE o.id = ANY($1) AND o.availability = 'on_task' \
+           AND NOT EXISTS (SELECT 1 FROM task_assignments a JOIN tasks t ON t.id = a.task_id \
+                           WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused'))",
+    )
+    .bind::<Array<SqlUuid>, _>(officers)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+async fn occupy_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> QueryResult<()> {
+    diesel::sql_query("UPDATE officers SET availability = 'on_task' WHERE id = ANY($1) AND availability <> 'on_task'")
+        .bind::<Array<SqlUuid>, _>(officers)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+fn bind_fields<'a>(
+    statement: diesel::query_builder::SqlQuery,
+    fields: &'a TaskFields,
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    statement
+        .into_boxed()
+        .bind::<Text, _>(fields.title.as_str())
+        .bind::<Nullable<Text>, _>(fields.description.as_deref())
+        .bind::<Text, _>(fields.kind.as_str())
+        .bind::<Text, _>(fields.priority.as_str())
+        .bind::<Timestamptz, _>(fields.scheduled_start)
+        .bind::<Nullable<Timestamptz>, _>(fields.scheduled_end)
+        .bind::<Nullable<Double>, _>(fields.location.map(GeoPoint::lat))
+        .bind::<Nullable<Double>, _>(fields.location.map(GeoPoint::lng))
+        .bind::<Nullable<Text>, _>(fields.location_description.as_deref())
+        .bind::<SqlUuid, _>(fields.delegate_id.as_uuid())
+        .bind::<Nullable<Text>, _>(fields.notes.as_deref())
+}
+
+/// `$1..$11` of `bind_fields`, as stored.
+const FIELD_VALUES: &str = "$1, $2, $3::task_kind, $4::task_priority, $5, $6, \
+     CASE WHEN $7::float8 IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint($8, $7), 4326)::geography END, $9, $10, $11";
+
+#[async_trait]
+impl TaskStore for PgTaskStore {
+    async fn insert(&self, task: NewTask, entry: AuditEntry) -> Result<Task, TaskError> {
+        let mut conn = connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            let statement = diesel::sql_query(format!(
+                "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+                                    location_description, delegate_id, notes, id, code, created_by) \
+                 VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14)"
+            ));
+            bind_fields(statement, &task.fields)
+                .bind::<SqlUuid, _>(task.id.as_uuid())
+                .bind::<Nullable<Text>, _>(task.code.as_deref())
+                .bind::<SqlUuid, _>(task.created_by.as_uuid())
+                .execute(conn)
+                .await?;
+            add_officers(conn, task.id.as_uuid(), &task.officer_ids, Some(task.created_by.as_uuid())).await?;
+            record(conn, task.id.as_uuid(), "task.created", &entry).await
+        })
+        .await
+        .map_err(task_error)
+    }
+
+    async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        load(&mut conn, id.as_uuid()).await.map_err(query_error)
+    }
+
+    async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        let statuses: Vec<&str> = query.statuses.iter().map(|status| status.as_str()).collect();
+        let mut conn = connection(&self.pool).await?;
+        let rows: Vec<TaskRow> = diesel::sql_query(format!(
+            "SELECT {COLUMNS} FROM tasks t WHERE t.deleted_at IS NULL \
+               AND (cardinality($1::text[]) = 0 OR t.status::text = ANY($1)) \
+               AND ($2::text IS NULL OR t.priority = $2::task_priority) \
+               AND ($3::text IS NULL OR t.kind = $3::task_kind) \
+               AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM task_assignments a WHERE a.task_id = t.id AND a.officer_id = $4)) \
+               AND ($5::uuid IS NULL OR t.delegate_id = $5) \
+               AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM task_assignments a JOIN officers o ON o.id = a.officer_id \
+                                                WHERE a.task_id = t.id AND o.user_id = $6)) \
+               AND ($7::uuid IS NULL OR t.id < $7) \
+             ORDER BY t.id DESC LIMIT $8"
+        ))
+        .bind::<Array<Text>, _>(statuses)
+        .bind::<Nullable<Text>, _>(query.priority.map(|priority| priority.as_str()))
+        .bind::<Nullable<Text>, _>(query.kind.map(|kind| kind.as_str()))
+        .bind::<Nullable<SqlUuid>, _>(query.officer_id.map(OfficerId::as_uuid))
+        .bind::<Nullable<SqlUuid>, _>(query.delegate_id.map(UserId::as_uuid))
+        .bind::<Nullable<SqlUuid>, _>(query.assigned_to_user.map(UserId::as_uuid))
+        .bind::<Nullable<SqlUuid>, _>(query.before.map(TaskId::as_uuid))
+        .bind::<Integer, _>(i32::try_from(query.limit).unwrap_or(i32::MAX))
+        .load(&mut conn)
+        .await
+        .map_err(query_error)?;
+        rows.into_iter().map(TaskRow::into_task).collect()
+    }
+
+    async fn update(
+        &self,
+        id: TaskId,
+        expected_version: Option<i64>,
+        fields: TaskFields,
+        entry: AuditEntry,
+    ) -> Result<Task, TaskError> {
+        let mut conn = connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            let statement = diesel::sql_query(format!(
+                "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+                                   location_description, delegate_id, notes) = ({FIELD_VALUES}) \
+                 WHERE id = $12 AND deleted_at IS NULL AND ($13::bigint IS NULL OR version = $13)"
+            ));
+            let changed = bind_fields(statement, &fields)
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Nullable<BigInt>, _>(expected_version)
+                .execute(conn)
+                .await?;
+            if changed == 0 {
+                let exists = load(conn, id.as_uuid()).await?.is_some();
+                return Err(if exists { TaskError::VersionMismatch } else { TaskError::NotFound }.into());
+            }
+            record(conn, id.as_uuid(), "task.updated", &entry).await
+        })
+        .await
+        .map_err(task_error)
+    }
+
+    async fn delete(&self, id: TaskId, entry: AuditEntry) -> Result<(), TaskError> {
+        let mut conn = connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+            if matches!(task.status, TaskStatus::InProgress | TaskStatus::Paused) {
+                return Err(TaskError::Conflict("a running task is cancelled, not deleted").into());
+            }
+            let payload = serde_json::to_value(&task)
+                .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
+            diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .execute(conn)
+                .await?;
+            audit::append(conn, &entry).await?;
+            let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
+            events::append(
+                conn,
+                NewEvent {
+                    event_type: "task.deleted",
+                    task_id: Some(id.as_uuid()),
+                    officer_id: None,
+                    audience: &audience,
+                    entry: &entry,
+                    payload,
+                },
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+        .map_err(task_error)
+    }
+
+    async fn transition(
+        &self,
+        id: TaskId,
+        action: TaskAction,
+        reason: Option<String>,
+        entry: AuditEntry,
+    ) -> Result<Task, TaskError> {
+        #[derive(QueryableByName)]
+        struct Current {
+            #[diesel(sql_type = Text)]
+            status: String,
+        }
+        let mut conn = connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            let current: Current = diesel::sql_query(
+                "SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+            )
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .get_result(conn)
+            .await
+            .optional()?
+            .ok_or(TaskError::NotFound)?;
+            let from: TaskStatus = current.status.parse().map_err(|error| corrupt(&StoreError::unexpected(error)))?;
+            let to =
+                from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
+            // Paused time is added when the pause ends (resume, complete or cancel).
+            diesel::sql_query(
+                "UPDATE tasks SET status = $2::task_status, \
+                    actual_start = CASE WHEN $3 = 'start' THEN now() ELSE actual_start END, \
+                    total_paused_seconds = total_paused_seconds + CASE WHEN paused_at IS NOT NULL AND $3 <> 'pause' \
+                        THEN GREATEST(0, floor(extract(epoch FROM now() - paused_at)))::bigint ELSE 0 END, \
+                    paused_at = CASE WHEN $3 = 'pause' THEN now() ELSE NULL END, \
+                    actual_end = CASE WHEN $3 IN ('complete', 'cancel') THEN now() ELSE actual_end END \
+                 WHERE id = $1",
+            )
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .bind::<Text, _>(to.as_str())
+            .bind::<Text, _>(action.as_str())
+            .execute(conn)
+            .await?;
+            diesel::sql_query(
+                "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
+                 VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
+            )
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .bind::<Text, _>(from.as_str())
+            .bind::<Text, _>(to.as_str())
+            .bind::<Text, _>(action.as_str())
+            .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
+            .bind::<Nullable<Text>, _>(reason.as_deref())
+            .execute(conn)
+            .await?;
+            let officers: Vec<Uuid> = crate::schema::task_assignments::table
+                .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
+                .select(crate::schema::task_assignments::officer_id)
+                .load(conn)
+                .await?;
+            match to {
+                TaskStatus::InProgress => occupy_officers(conn, &officers).await?,
+                TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers).await?,
+                TaskStatus::Scheduled | TaskStatus::Paused => {}
+            }
+            record(conn, id.as_uuid(), "task.status_changed", &entry).await
+        })
+        .await
+        .map_err(task_error)
+    }
+
+    async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            from_status: String,
+            #[diesel(sql_type = Text)]
+            to_status: String,
+            #[diesel(sql_type = Text)]
+            action: String,
+            #[diesel(sql_type = Nullable<SqlUuid>)]
+            actor_id: Option<Uuid>,
+            #[diesel(sql_type = Nullable<Text>)]
+            reason: Option<String>,
+            #[diesel(sql_type = Timestamptz)]
+            at: OffsetDateTime,
+        }
+        let mut conn = connection(&self.pool).await?;
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT from_status::text AS from_status, to_status::text AS to_status, action::text AS action, actor_id, reason, at \
+             FROM task_status_history WHERE task_id = $1 ORDER BY id",
+        )
+        .bind::<SqlUuid, _>(id.as_uuid())
+        .load(&mut conn)
+        .await
+        .map_err(query_error)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(StatusChange {
+                    from_status: row.from_status.parse().map_err(StoreError::unexpected)?,
+                    to_status: row.to_status.parse().map_err(StoreError::unexpected)?,
+                    action: row.action.parse().map_err(StoreError::unexpected)?,
+                    actor_id: row.actor_id.map(UserId::from_uuid),
+                    reason: row.reason,
+                    at: row.at,
+                })
+            })
+            .collect()
+    }
+
+    async fn assign(&self, id: TaskId, officers: Vec<OfficerId>, entry: AuditEntry) -> Result<Task, TaskError> {
+        let mut conn = connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+            if task.status.is_final() {
+                return Err(TaskError::Conflict("a finished task takes no more officers").into());
+            }
+            add_officers(conn, id.as_uuid(), &officers, entry.actor.map(|(actor, _)| actor.as_uuid())).await?;
+            if task.status == TaskStatus::InProgress {
+                let ids: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
+                occupy_officers(conn, &ids).await?;
+            }
+            record(conn, id.as_uuid(), "task.assigned", &entry).await
+        })
+        .await
+        .map_err(task_error)
+    }
+
+    async fn unassign(&self, id: TaskId, officer: OfficerId, entry: AuditEntry) -> Result<Task, TaskError> {
+        let mut conn = connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+            let removed = diesel::sql_query("DELETE FROM task_assignments WHERE task_id = $1 AND officer_id = $2")
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<SqlUuid, _>(officer.as_uuid())
+                .execute(conn)
+                .await?;
+            if removed == 0 {
+                return Err(TaskError::NotFound.into());
+            }
+            release_officers(conn, &[officer.as_uuid()]).await?;
+            record(conn, id.as_uuid(), "task.unassigned", &entry).await
+        })
+        .await
+        .map_err(task_error)
+    }
+}
