@@ -519,6 +519,66 @@ impl TaskStore for PgTaskStore {
         .map_err(task_error)
     }
 
+    async fn dispatch_emergency(
+        &self,
+        task: NewTask,
+        entry: AuditEntry,
+    ) -> Result<(Task, Option<(OfficerId, f64)>), TaskError> {
+        #[derive(QueryableByName)]
+        struct Nearest {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
+            #[diesel(sql_type = Double)]
+            distance_m: f64,
+        }
+        let point = task.fields.location.ok_or(TaskError::Conflict("an emergency needs a location"))?;
+        let mut conn = connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            // SKIP LOCKED: two emergencies at once never take the same officer.
+            let nearest: Option<Nearest> = diesel::sql_query(
+                "SELECT o.id, ST_Distance(o.location, ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography) AS distance_m \
+                 FROM officers o WHERE o.deleted_at IS NULL AND o.location IS NOT NULL AND o.availability = 'available' \
+                 ORDER BY o.location <-> ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography \
+                 LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind::<Double, _>(point.lat())
+            .bind::<Double, _>(point.lng())
+            .get_result(conn)
+            .await
+            .optional()?;
+            let statement = diesel::sql_query(format!(
+                "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+                                    location_description, delegate_id, notes, id, code, created_by) \
+                 VALUES ({FIELD_VALUES}, $12, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0'), $13)"
+            ));
+            bind_fields(statement, &task.fields)
+                .bind::<SqlUuid, _>(task.id.as_uuid())
+                .bind::<SqlUuid, _>(task.created_by.as_uuid())
+                .execute(conn)
+                .await?;
+            if let Some(nearest) = &nearest {
+                let officer = [OfficerId::from_uuid(nearest.id)];
+                add_officers(conn, task.id.as_uuid(), &officer, Some(task.created_by.as_uuid())).await?;
+                occupy_officers(conn, &[nearest.id]).await?;
+            }
+            let created = record(conn, task.id.as_uuid(), "task.created", &entry).await?;
+            let alert = serde_json::json!({
+                "task": created,
+                "officer_id": nearest.as_ref().map(|nearest| nearest.id),
+                "distance_m": nearest.as_ref().map(|nearest| nearest.distance_m),
+            });
+            let audience: Vec<Uuid> = created.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
+            events::append(
+                conn,
+                NewEvent { event_type: "alert.emergency", task_id: Some(task.id.as_uuid()), officer_id: nearest.as_ref().map(|n| n.id), audience: &audience, entry: &entry, payload: alert },
+            )
+            .await?;
+            Ok((created, nearest.map(|nearest| (OfficerId::from_uuid(nearest.id), nearest.distance_m))))
+        })
+        .await
+        .map_err(task_error)
+    }
+
     async fn unassign(&self, id: TaskId, officer: OfficerId, entry: AuditEntry) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
         conn.transaction(async |conn| {

@@ -298,3 +298,94 @@ async fn assignments_add_and_remove_officers() {
     let running = desk.app.send(Method::DELETE, &format!("/api/v1/tasks/{id}"), &desk.supervisor, None).await;
     assert_eq!(running.status(), StatusCode::CONFLICT, "a running task is cancelled, not deleted");
 }
+
+/// Places an officer at a point (consenting to tracking first).
+async fn place(desk: &Desk, email: &str, lat: f64, lng: f64) -> String {
+    let user = desk.app.create_user(email, Role::Officer).await;
+    let body = json!({"user_id": user.to_string(), "badge_number": email.replace(['@', '.'], "-"), "availability": "available"});
+    let officer: Value =
+        desk.app.send(Method::POST, "/api/v1/officers", &desk.supervisor, Some(body)).await.json().await.unwrap();
+    let id = officer["id"].as_str().unwrap().to_owned();
+    let token = desk.app.login(email).await.access_token;
+    let grant = json!({"consent_type": "location_tracking", "granted": true, "policy_version": "1"});
+    desk.app.send(Method::POST, &format!("/api/v1/users/{user}/consents"), &token, Some(grant)).await;
+    let moved = desk
+        .app
+        .send(Method::PUT, &format!("/api/v1/officers/{id}/location"), &token, Some(json!({"lat": lat, "lng": lng})))
+        .await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    id
+}
+
+#[tokio::test]
+async fn an_emergency_takes_the_nearest_available_officer() {
+    let desk = desk().await;
+    let far = place(&desk, "far@x.org", 40.50, -3.60).await;
+    let near = place(&desk, "near@x.org", 40.4170, -3.7040).await;
+    let response = desk
+        .app
+        .send(Method::POST, "/api/v1/tasks/emergency", &desk.operator, Some(json!({"lat": 40.4168, "lng": -3.7038})))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["task"]["kind"].as_str(), body["task"]["priority"].as_str()),
+        (Some("emergency"), Some("critical"))
+    );
+    assert_eq!(body["officer"]["id"], near.as_str());
+    assert_eq!(body["officer"]["availability"], "on_task");
+    assert!(body["distance_m"].as_f64().unwrap() < 50.0);
+    assert_eq!(body["task"]["officer_ids"], json!([near]));
+    assert_eq!(availability(&desk, &far).await, "available");
+
+    for bad in [json!({"lat": 95, "lng": 0}), json!({"lat": 0, "lng": 0, "title": "x"})] {
+        let status = desk.app.send(Method::POST, "/api/v1/tasks/emergency", &desk.operator, Some(bad)).await.status();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (_, officer_token) = officer(&desk, "late@x.org").await;
+    let refused =
+        desk.app.send(Method::POST, "/api/v1/tasks/emergency", &officer_token, Some(json!({"lat": 0, "lng": 0}))).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn concurrent_emergencies_never_share_an_officer() {
+    #[derive(QueryableByName)]
+    struct Alerts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let desk = desk().await;
+    let mut officers = Vec::new();
+    for index in 0..4 {
+        officers.push(place(&desk, &format!("o{index}@x.org"), 40.41 + f64::from(index) * 0.001, -3.70).await);
+    }
+    let calls = (0..10).map(|_| {
+        desk.app.send(
+            Method::POST,
+            "/api/v1/tasks/emergency",
+            &desk.operator,
+            Some(json!({"lat": 40.41, "lng": -3.70})),
+        )
+    });
+    let responses = join_all(calls).await;
+    let mut assigned = Vec::new();
+    let mut unassigned = 0;
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        match body["officer"]["id"].as_str() {
+            Some(officer) => assigned.push(officer.to_owned()),
+            None => unassigned += 1,
+        }
+    }
+    assigned.sort();
+    let mut unique = assigned.clone();
+    unique.dedup();
+    assert_eq!((assigned.len(), unique.len(), unassigned), (4, 4, 6), "no officer twice: {assigned:?}");
+    let alerts: Alerts = sql_query("SELECT count(*) AS count FROM event_log WHERE event_type = 'alert.emergency'")
+        .get_result(&mut desk.app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(alerts.count, 10, "every emergency raises its alert, assigned or not");
+}

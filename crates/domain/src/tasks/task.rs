@@ -253,6 +253,15 @@ pub trait TaskStore: Send + Sync {
     async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError>;
     async fn assign(&self, id: TaskId, officers: Vec<OfficerId>, audit: AuditEntry) -> Result<Task, TaskError>;
     async fn unassign(&self, id: TaskId, officer: OfficerId, audit: AuditEntry) -> Result<Task, TaskError>;
+    /// Creates the emergency task and, in the same transaction, takes the nearest available
+    /// officer (skipping any that a concurrent dispatch is taking), assigns them and marks them
+    /// on task, and raises `alert.emergency`. Without anyone available the task is still
+    /// created, unassigned, and the alert still goes out.
+    async fn dispatch_emergency(
+        &self,
+        task: NewTask,
+        audit: AuditEntry,
+    ) -> Result<(Task, Option<(OfficerId, f64)>), TaskError>;
 }
 
 fn is_staff(actor: Actor) -> bool {

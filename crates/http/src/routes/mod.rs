@@ -8,7 +8,7 @@ mod consents;
 mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
-mod officers;
+pub(crate) mod officers;
 mod tasks;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
@@ -47,6 +47,8 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(officers::put_availability)
         .service(tasks::list_tasks)
         .service(tasks::create_task)
+        // Before `/tasks/{id}`.
+        .service(tasks::post_emergency)
         .service(tasks::get_task)
         .service(tasks::patch_task)
         .service(tasks::delete_task)

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::pagination::PageRequest;
+use crate::routes::officers::OfficerView;
 use crate::state::Services;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -191,6 +192,24 @@ pub(crate) struct PatchTaskRequest {
     /// Refused: use `POST /tasks/{id}/transitions`.
     #[schema(value_type = Option<String>)]
     status: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EmergencyRequest {
+    lat: f64,
+    lng: f64,
+    /// Default `Emergency`.
+    title: Option<String>,
+    description: Option<String>,
+}
+
+/// The emergency task, the officer sent (if anyone was available) and how far away they were.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EmergencyView {
+    task: TaskView,
+    officer: Option<OfficerView>,
+    distance_m: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -431,6 +450,73 @@ pub(crate) async fn create_task(
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+/// Dispatch an emergency (operators and above): a `critical` `emergency` task at the point,
+/// with the nearest available officer assigned at once (never the same officer to two
+/// concurrent emergencies). With nobody available the task is created unassigned; the
+/// `alert.emergency` event goes out either way.
+#[utoipa::path(
+    tag = "tasks",
+    security(("bearer" = [])),
+    request_body = EmergencyRequest,
+    responses(
+        (status = 201, description = "dispatched", body = EmergencyView),
+        (status = 401, description = "not authenticated", body = ErrorBody),
+        (status = 403, description = "officers do not dispatch", body = ErrorBody),
+        (status = 422, description = "invalid coordinates or text", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/tasks/emergency")]
+pub(crate) async fn post_emergency(
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Json<EmergencyRequest>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = principal.actor();
+    if !may_manage_tasks(actor) {
+        return Err(ApiError::forbidden());
+    }
+    let mut problems = Problems::default();
+    let point = problems.point(&PointView { lat: body.lat, lng: body.lng });
+    let title = match body.title.as_deref() {
+        Some(raw) => problems.check("title", parse_title(raw)),
+        None => Some("Emergency".to_owned()),
+    };
+    let description =
+        body.description.as_deref().and_then(|raw| problems.check("description", parse_text(raw, 10_000)).flatten());
+    problems.finish()?;
+    let (Some(point), Some(title)) = (point, title) else {
+        return Err(ApiError::internal("validated fields missing"));
+    };
+    let id = TaskId::generate();
+    let fields = TaskFields {
+        title,
+        description,
+        kind: TaskKind::Emergency,
+        priority: Priority::Critical,
+        scheduled_start: OffsetDateTime::now_utc(),
+        scheduled_end: None,
+        location: Some(point),
+        location_description: None,
+        delegate_id: principal.user_id,
+        notes: None,
+    };
+    let task = NewTask { id, code: None, fields, created_by: principal.user_id, officer_ids: Vec::new() };
+    let entry = audit(actor, "task.emergency", id, request_context(&req));
+    let (task, sent) = services.tasks.dispatch_emergency(task, entry).await.map_err(task_error)?;
+    metrics::counter!("emergencies_total", "outcome" => if sent.is_some() { "assigned" } else { "unassigned" })
+        .increment(1);
+    let officer = match sent {
+        Some((officer, _)) => services.officers.find(officer).await?.map(OfficerView::from),
+        None => None,
+    };
+    let location = format!("/api/v1/tasks/{}", task.id);
+    Ok(HttpResponse::Created()
+        .insert_header(etag(&task))
+        .insert_header((header::LOCATION, location))
+        .json(EmergencyView { task: TaskView::from(task), officer, distance_m: sent.map(|(_, distance)| distance) }))
 }
 
 /// Read a task (officers: only tasks assigned to them; others are 404). `ETag` is its version.
