@@ -13,8 +13,8 @@ use gad_http::auth::{TokenIssuer, TokenSettings};
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint};
 use gad_pg::{
-    PgAuditLog, PgAuthStore, PgConsentStore, PgOfficerStore, PgPool, PgSettings, PgTaskStore, PgUserStore,
-    PostgresCheck,
+    PgAuditLog, PgAuthStore, PgConsentStore, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings, PgTaskStore,
+    PgUserStore, PostgresCheck,
 };
 use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
 use redis::aio::ConnectionManager;
@@ -198,6 +198,7 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
         officers: Arc::new(PgOfficerStore::new(pg_pool.clone())),
         tasks: Arc::new(PgTaskStore::new(pg_pool.clone())),
+        idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),
         rate_limits: rate_limit_policy(settings, redis, &tokens),
         tokens,
     })

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod consent;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod limits;
 pub mod tasks;
 pub mod users;

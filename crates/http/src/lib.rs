@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+mod idempotency;
 mod middleware;
 pub mod openapi;
 mod pagination;

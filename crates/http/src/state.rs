@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use gad_domain::audit::AuditLog;
 use gad_domain::consent::ConsentStore;
 use gad_domain::health::DependencyCheck;
+use gad_domain::idempotency::IdempotencyStore;
 use gad_domain::tasks::officer::OfficerStore;
 use gad_domain::tasks::task::TaskStore;
 use gad_domain::users::{LoginStore, PasswordHasher, Revocations, SessionStore, UserStore};
@@ -79,6 +80,7 @@ pub struct Services {
     pub consents: Arc<dyn ConsentStore>,
     pub officers: Arc<dyn OfficerStore>,
     pub tasks: Arc<dyn TaskStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
     pub tokens: TokenIssuer,
     pub rate_limits: RateLimitPolicy,
 }

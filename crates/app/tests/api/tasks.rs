@@ -389,3 +389,52 @@ async fn concurrent_emergencies_never_share_an_officer() {
         .unwrap();
     assert_eq!(alerts.count, 10, "every emergency raises its alert, assigned or not");
 }
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_other_bodies_and_expire_nothing_else() {
+    let desk = desk().await;
+    let client = reqwest::Client::new();
+    let post = |key: &'static str, body: Value| {
+        client
+            .post(format!("{}/api/v1/tasks", desk.app.address))
+            .bearer_auth(&desk.operator)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let first = post("create-1", task_body(&[])).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let location = first.headers().get("location").unwrap().clone();
+    let first: Value = first.json().await.unwrap();
+
+    let replay = post("create-1", task_body(&[])).await.unwrap();
+    assert_eq!(replay.status(), StatusCode::CREATED);
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replay.headers().get("location").unwrap(), &location);
+    assert_eq!(replay.json::<Value>().await.unwrap(), first, "the same body again");
+
+    let mut other = task_body(&[]);
+    other["title"] = json!("Another patrol");
+    let mismatch = post("create-1", other).await.unwrap();
+    assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let failing = post("create-2", json!({"title": "x", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"}))
+        .await
+        .unwrap();
+    assert_eq!(failing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        post("create-2", task_body(&[])).await.unwrap().status(),
+        StatusCode::CREATED,
+        "failures are not remembered"
+    );
+
+    let page: Value = desk.app.send(Method::GET, "/api/v1/tasks", &desk.operator, None).await.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "the replay created nothing");
+
+    let racing = (0..5).map(|_| post("create-3", task_body(&[])));
+    let statuses: Vec<StatusCode> =
+        join_all(racing).await.into_iter().map(|response| response.unwrap().status()).collect();
+    assert!(statuses.iter().all(|status| [StatusCode::CREATED, StatusCode::CONFLICT].contains(status)), "{statuses:?}");
+    let page: Value = desk.app.send(Method::GET, "/api/v1/tasks", &desk.operator, None).await.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3, "concurrent duplicates ran once");
+}

@@ -1,6 +1,5 @@
 //! `/api/v1/auth`: login, refresh, logout and the current user (SPEC §3).
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use gad_domain::audit::{AuditEntry, Outcome};
 use gad_domain::users::{LoginAttempt, LoginError, Revocation, RevokedToken, Rotation, login};
@@ -10,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Principal, refresh_token_hash, request_context};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{form_body_error, json_body_error};
+use crate::extract::{form_body_error, json_body_error, media_type};
 use crate::routes::users::UserView;
 use crate::state::Services;
 
@@ -50,9 +49,7 @@ pub(crate) struct TokenPair {
 
 /// Reads `{email, password}` from a JSON body or `username`/`password` from a form.
 fn credentials(req: &HttpRequest, body: &[u8]) -> Result<(String, String), ApiError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match media_type.as_str() {
+    match media_type(req).as_str() {
         "application/json" => {
             let request: LoginRequest = serde_json::from_slice(body).map_err(|error| json_body_error(&error))?;
             Ok((request.email, request.password))

@@ -18,6 +18,8 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::extract::json_body;
+use crate::idempotency::idempotent;
 use crate::pagination::PageRequest;
 use crate::routes::officers::OfficerView;
 use crate::state::Services;
@@ -377,27 +379,39 @@ pub(crate) async fn list_tasks(
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the stored response of an earlier request with the same key and body (24 h)")),
     request_body = CreateTaskRequest,
     responses(
         (status = 201, description = "created", body = TaskView),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "officers do not create tasks", body = ErrorBody),
-        (status = 409, description = "`duplicate` code, or `officer_busy`", body = ErrorBody),
-        (status = 422, description = "invalid fields, unknown officers or delegate", body = ErrorBody),
+        (status = 409, description = "`duplicate` code, `officer_busy`, or the same Idempotency-Key still running", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "invalid fields, unknown officers or delegate, or an Idempotency-Key reused with another body", body = ErrorBody),
     )
 )]
 #[post("/api/v1/tasks")]
 pub(crate) async fn create_task(
     req: HttpRequest,
     principal: Principal,
-    body: web::Json<CreateTaskRequest>,
+    body: web::Bytes,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = principal.actor();
-    if !may_manage_tasks(actor) {
+    if !may_manage_tasks(principal.actor()) {
         return Err(ApiError::forbidden());
     }
-    let body = body.into_inner();
+    let request: CreateTaskRequest = json_body(&req, &body)?;
+    let scope = "POST /api/v1/tasks";
+    idempotent(&req, &principal, &services, scope, &body, create(&req, &principal, request, &services)).await
+}
+
+async fn create(
+    req: &HttpRequest,
+    principal: &Principal,
+    body: CreateTaskRequest,
+    services: &Services,
+) -> Result<HttpResponse, ApiError> {
+    let actor = principal.actor();
     let mut problems = Problems::default();
     let code = body.code.as_deref().and_then(|raw| problems.check("code", parse_code(raw)));
     let title = problems.check("title", parse_title(&body.title));
@@ -459,6 +473,7 @@ pub(crate) async fn create_task(
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the stored response of an earlier request with the same key and body (24 h)")),
     request_body = EmergencyRequest,
     responses(
         (status = 201, description = "dispatched", body = EmergencyView),
@@ -471,13 +486,24 @@ pub(crate) async fn create_task(
 pub(crate) async fn post_emergency(
     req: HttpRequest,
     principal: Principal,
-    body: web::Json<EmergencyRequest>,
+    body: web::Bytes,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = principal.actor();
-    if !may_manage_tasks(actor) {
+    if !may_manage_tasks(principal.actor()) {
         return Err(ApiError::forbidden());
     }
+    let request: EmergencyRequest = json_body(&req, &body)?;
+    let scope = "POST /api/v1/tasks/emergency";
+    idempotent(&req, &principal, &services, scope, &body, dispatch(&req, &principal, request, &services)).await
+}
+
+async fn dispatch(
+    req: &HttpRequest,
+    principal: &Principal,
+    body: EmergencyRequest,
+    services: &Services,
+) -> Result<HttpResponse, ApiError> {
+    let actor = principal.actor();
     let mut problems = Problems::default();
     let point = problems.point(&PointView { lat: body.lat, lng: body.lng });
     let title = match body.title.as_deref() {
@@ -504,7 +530,7 @@ pub(crate) async fn post_emergency(
         notes: None,
     };
     let task = NewTask { id, code: None, fields, created_by: principal.user_id, officer_ids: Vec::new() };
-    let entry = audit(actor, "task.emergency", id, request_context(&req));
+    let entry = audit(actor, "task.emergency", id, request_context(req));
     let (task, sent) = services.tasks.dispatch_emergency(task, entry).await.map_err(task_error)?;
     metrics::counter!("emergencies_total", "outcome" => if sent.is_some() { "assigned" } else { "unassigned" })
         .increment(1);
