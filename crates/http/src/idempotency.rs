@@ -47,7 +47,7 @@ pub(crate) async fn idempotent(
     let hash: [u8; 32] = Sha256::digest(body).into();
     match services.idempotency.begin(claim, hash).await? {
         Begin::Started => {}
-        Begin::Replay(stored) => return Ok(replay(stored)),
+        Begin::Replay(stored) => return Ok(replay(&stored)),
         Begin::Mismatch => {
             return Err(ApiError::validation(vec![FieldError {
                 field: "Idempotency-Key".into(),
@@ -103,8 +103,8 @@ fn build(stored: &StoredResponse) -> HttpResponse {
     response.body(stored.body.clone())
 }
 
-fn replay(stored: StoredResponse) -> HttpResponse {
-    let mut response = build(&stored);
+fn replay(stored: &StoredResponse) -> HttpResponse {
+    let mut response = build(stored);
     response.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
     response
 }

@@ -457,7 +457,7 @@ async fn create(
         officer_ids: body.officer_ids.unwrap_or_default().into_iter().map(OfficerId::from_uuid).collect(),
     };
     let task =
-        services.tasks.insert(new, audit(actor, "task.create", id, request_context(&req))).await.map_err(task_error)?;
+        services.tasks.insert(new, audit(actor, "task.create", id, request_context(req))).await.map_err(task_error)?;
     let location = format!("/api/v1/tasks/{}", task.id);
     let mut response = with_etag(StatusCode::CREATED, task);
     if let Ok(value) = header::HeaderValue::from_str(&location) {
