@@ -11,7 +11,9 @@ use gad_domain::error::StoreError;
 use gad_domain::tasks::geo::GeoPoint;
 use gad_domain::tasks::officer::OfficerId;
 use gad_domain::tasks::state::{TaskAction, TaskStatus};
-use gad_domain::tasks::task::{NewTask, StatusChange, Task, TaskError, TaskFields, TaskId, TaskQuery, TaskStore};
+use gad_domain::tasks::task::{
+    Map, MapOfficer, MapTask, NewTask, StatusChange, Task, TaskError, TaskFields, TaskId, TaskQuery, TaskStore,
+};
 use gad_domain::users::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -577,6 +579,85 @@ impl TaskStore for PgTaskStore {
         })
         .await
         .map_err(task_error)
+    }
+
+    async fn map(&self, center: GeoPoint, radius_m: f64) -> Result<Map, StoreError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
+            #[diesel(sql_type = Text)]
+            label: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            title: Option<String>,
+            #[diesel(sql_type = Text)]
+            first: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            second: Option<String>,
+            #[diesel(sql_type = Double)]
+            lat: f64,
+            #[diesel(sql_type = Double)]
+            lng: f64,
+            #[diesel(sql_type = Double)]
+            distance_m: f64,
+        }
+        let point = "ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography";
+        let mut conn = connection(&self.pool).await?;
+        let tasks: Vec<Row> = diesel::sql_query(format!(
+            "SELECT t.id, t.code AS label, t.title, t.priority::text AS first, t.status::text AS second, \
+                    ST_Y(t.location::geometry) AS lat, ST_X(t.location::geometry) AS lng, \
+                    ST_Distance(t.location, {point}) AS distance_m \
+             FROM tasks t WHERE t.deleted_at IS NULL AND t.status NOT IN ('completed', 'cancelled') \
+               AND ST_DWithin(t.location, {point}, $3) ORDER BY distance_m LIMIT 1000"
+        ))
+        .bind::<Double, _>(center.lat())
+        .bind::<Double, _>(center.lng())
+        .bind::<Double, _>(radius_m)
+        .load(&mut conn)
+        .await
+        .map_err(query_error)?;
+        let officers: Vec<Row> = diesel::sql_query(format!(
+            "SELECT o.id, o.badge_number AS label, NULL::text AS title, o.availability::text AS first, NULL::text AS second, \
+                    ST_Y(o.location::geometry) AS lat, ST_X(o.location::geometry) AS lng, \
+                    ST_Distance(o.location, {point}) AS distance_m \
+             FROM officers o WHERE o.deleted_at IS NULL AND ST_DWithin(o.location, {point}, $3) \
+             ORDER BY distance_m LIMIT 1000"
+        ))
+        .bind::<Double, _>(center.lat())
+        .bind::<Double, _>(center.lng())
+        .bind::<Double, _>(radius_m)
+        .load(&mut conn)
+        .await
+        .map_err(query_error)?;
+        let point_of = |row: &Row| GeoPoint::new(row.lat, row.lng).map_err(|(_, error)| StoreError::unexpected(error));
+        Ok(Map {
+            tasks: tasks
+                .into_iter()
+                .map(|row| {
+                    Ok(MapTask {
+                        id: TaskId::from_uuid(row.id),
+                        point: point_of(&row)?,
+                        priority: row.first.parse().map_err(StoreError::unexpected)?,
+                        status: row.second.as_deref().unwrap_or_default().parse().map_err(StoreError::unexpected)?,
+                        code: row.label,
+                        title: row.title.unwrap_or_default(),
+                        distance_m: row.distance_m,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            officers: officers
+                .into_iter()
+                .map(|row| {
+                    Ok(MapOfficer {
+                        id: OfficerId::from_uuid(row.id),
+                        point: point_of(&row)?,
+                        availability: row.first.parse().map_err(StoreError::unexpected)?,
+                        badge_number: row.label,
+                        distance_m: row.distance_m,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
     }
 
     async fn unassign(&self, id: TaskId, officer: OfficerId, entry: AuditEntry) -> Result<Task, TaskError> {

@@ -438,3 +438,38 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_expire_nothing_else() {
     let page: Value = desk.app.send(Method::GET, "/api/v1/tasks", &desk.operator, None).await.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 3, "concurrent duplicates ran once");
 }
+
+#[tokio::test]
+async fn the_map_shows_unfinished_tasks_and_officers_within_the_radius() {
+    let desk = desk().await;
+    let near = place(&desk, "near@x.org", 40.4170, -3.7040).await;
+    place(&desk, "far@x.org", 41.3874, 2.1686).await;
+    let open = create(&desk, &[]).await;
+    let done = create(&desk, &[]).await;
+    let done_id = done["id"].as_str().unwrap();
+    assert_eq!(transition(&desk, &desk.operator, done_id, "cancel").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(transition(&desk, &desk.supervisor, done_id, "cancel").await.status(), StatusCode::OK);
+    assert_eq!(transition(&desk, &desk.supervisor, done_id, "cancel").await.status(), StatusCode::CONFLICT);
+
+    let map: Value = desk
+        .app
+        .send(Method::GET, "/api/v1/geo/map?center_lat=40.4168&center_lng=-3.7038&radius_m=5000", &desk.operator, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tasks: Vec<&str> = map["tasks"].as_array().unwrap().iter().map(|task| task["id"].as_str().unwrap()).collect();
+    let officers: Vec<&str> =
+        map["officers"].as_array().unwrap().iter().map(|officer| officer["id"].as_str().unwrap()).collect();
+    assert_eq!(tasks, [open["id"].as_str().unwrap()], "cancelled tasks are off the map");
+    assert_eq!(officers, [near.as_str()]);
+    assert!(map["officers"][0]["distance_m"].as_f64().unwrap() < 50.0);
+    for bad in [
+        "center_lat=40&center_lng=-3&radius_m=50",
+        "center_lat=95&center_lng=-3&radius_m=500",
+        "center_lng=-3&radius_m=500",
+    ] {
+        let status = desk.app.send(Method::GET, &format!("/api/v1/geo/map?{bad}"), &desk.operator, None).await.status();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+}

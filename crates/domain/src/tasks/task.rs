@@ -226,6 +226,33 @@ pub enum TaskError {
     Store(#[from] StoreError),
 }
 
+/// What the operations map shows around a point.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Map {
+    pub tasks: Vec<MapTask>,
+    pub officers: Vec<MapOfficer>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapTask {
+    pub id: TaskId,
+    pub code: String,
+    pub title: String,
+    pub priority: Priority,
+    pub status: TaskStatus,
+    pub point: GeoPoint,
+    pub distance_m: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapOfficer {
+    pub id: OfficerId,
+    pub badge_number: String,
+    pub availability: super::officer::Availability,
+    pub point: GeoPoint,
+    pub distance_m: f64,
+}
+
 /// Tasks. Error contract: every write appends its audit row and its event in the same
 /// transaction, and a failed write leaves nothing behind; a transition also writes exactly one
 /// history row and moves the officers' availability.
@@ -262,6 +289,8 @@ pub trait TaskStore: Send + Sync {
         task: NewTask,
         audit: AuditEntry,
     ) -> Result<(Task, Option<(OfficerId, f64)>), TaskError>;
+    /// Unfinished tasks and officers with a position within `radius_m` of `center`, nearest first.
+    async fn map(&self, center: GeoPoint, radius_m: f64) -> Result<Map, StoreError>;
 }
 
 fn is_staff(actor: Actor) -> bool {

@@ -5,6 +5,8 @@
 mod audit;
 mod auth;
 mod consents;
+#[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
+mod geo;
 mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
@@ -55,7 +57,8 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(tasks::post_transition)
         .service(tasks::get_history)
         .service(tasks::post_assignments)
-        .service(tasks::delete_assignment);
+        .service(tasks::delete_assignment)
+        .service(geo::get_map);
 }
 
 /// Only the metrics route, for the private metrics listener.
