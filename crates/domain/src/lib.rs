@@ -10,6 +10,7 @@ pub mod consent;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+mod ids;
 pub mod limits;
 pub mod tasks;
 pub mod users;

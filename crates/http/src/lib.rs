@@ -12,6 +12,7 @@ pub mod rate_limit;
 mod routes;
 mod server;
 mod state;
+mod validation;
 
 pub use server::{HttpSettings, api_server, metrics_server};
 pub use state::{AppState, MetricsEndpoint, Services};

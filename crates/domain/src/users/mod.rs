@@ -11,9 +11,6 @@ mod role;
 mod session;
 mod user;
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
 pub use create::{
     CreateUser, CreateUserError, ListUsersError, NewUser, PasswordChange, ProfileChanges, UpdateUserError, UserChanges,
     UserQuery, UserStore, UserUpdate, create_user, list_users, read_user, update_user,
@@ -27,30 +24,10 @@ pub use role::Role;
 pub use session::{Revocation, RevocationSet, Revocations, RevokedToken, Rotation, SessionStore, TokenIdentity};
 pub use user::User;
 
-/// Identifies a user; UUID v7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(Uuid);
-
-impl UserId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    pub fn as_uuid(self) -> Uuid {
-        self.0
-    }
-}
-
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::ids::id_type!(
+    /// Identifies a user.
+    UserId
+);
 
 /// A value that failed validation, with a message fit for the API's field-level details.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

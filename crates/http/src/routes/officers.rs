@@ -3,14 +3,14 @@
 use actix_web::http::header;
 use actix_web::web::Query;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
-use gad_domain::tasks::geo::{GeoPoint, parse_accuracy};
+use gad_domain::tasks::geo::parse_accuracy;
 use gad_domain::tasks::officer::{
     Availability, BadgeNumber, LocationReport, NearestQuery, NewOfficer, Officer, OfficerChanges, OfficerError,
     OfficerId, OfficerLocation, OfficerQuery, create_officer, delete_officer, list_officers, nearest_officers,
     parse_label, read_officer, report_location, set_availability, update_officer,
 };
 use gad_domain::users::{InvalidValue, UserId};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
@@ -20,6 +20,7 @@ use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::pagination::PageRequest;
 use crate::state::Services;
+use crate::validation::{Fields, present};
 
 /// An officer's last known position.
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,10 +159,6 @@ pub(crate) struct AvailabilityRequest {
     availability: String,
 }
 
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 fn officer_error(error: OfficerError) -> ApiError {
     match error {
         OfficerError::NotFound => ApiError::not_found(),
@@ -179,20 +176,6 @@ fn officer_error(error: OfficerError) -> ApiError {
     }
 }
 
-/// Collects field errors so that one 422 names every bad field.
-#[derive(Debug, Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn check<T>(&mut self, field: &str, parsed: Result<T, InvalidValue>) -> Option<T> {
-        parsed.map_err(|error| self.0.push(FieldError { field: field.into(), message: error.to_string() })).ok()
-    }
-
-    fn into_result(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
-    }
-}
-
 fn parse_availability(raw: &str) -> Result<Availability, InvalidValue> {
     raw.parse()
 }
@@ -202,7 +185,7 @@ fn parse_number(raw: &str) -> Result<f64, InvalidValue> {
 }
 
 fn labels(
-    problems: &mut Problems,
+    problems: &mut Fields,
     rank: Option<&str>,
     unit: Option<&str>,
     specialty: Option<&str>,
@@ -229,12 +212,12 @@ pub(crate) async fn list_officers_route(
     query: Query<OfficerListQuery>,
     services: web::Data<Services>,
 ) -> Result<web::Json<OfficerPage>, ApiError> {
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let availability =
         query.availability.as_deref().and_then(|raw| problems.check("availability", parse_availability(raw)));
     let page =
         PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(|details| problems.0.extend(details)).ok();
-    problems.into_result()?;
+    problems.finish()?;
     let page = page.ok_or_else(|| ApiError::internal("validated page missing"))?;
     let request = OfficerQuery {
         availability,
@@ -267,7 +250,7 @@ pub(crate) async fn create_officer_route(
     body: web::Json<CreateOfficerRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let badge_number = problems.check("badge_number", BadgeNumber::parse(&body.badge_number));
     let [rank, unit, specialty] =
         labels(&mut problems, body.rank.as_deref(), body.unit.as_deref(), body.specialty.as_deref());
@@ -275,7 +258,7 @@ pub(crate) async fn create_officer_route(
         Some(raw) => problems.check("availability", parse_availability(raw)),
         None => Some(Availability::OffDuty),
     };
-    problems.into_result()?;
+    problems.finish()?;
     let (Some(badge_number), Some(availability)) = (badge_number, availability) else {
         return Err(ApiError::internal("validated fields missing"));
     };
@@ -314,16 +297,14 @@ pub(crate) async fn nearest_officers_route(
     query: Query<NearestParams>,
     services: web::Data<Services>,
 ) -> Result<web::Json<NearbyOfficers>, ApiError> {
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let mut required = |field: &str, raw: Option<&str>| match raw {
         Some(raw) => problems.check(field, parse_number(raw)),
         None => problems.check(field, Err(InvalidValue("is required"))),
     };
     let (lat, lng) = (required("lat", query.lat.as_deref()), required("lng", query.lng.as_deref()));
     let point = match (lat, lng) {
-        (Some(lat), Some(lng)) => GeoPoint::new(lat, lng)
-            .map_err(|(field, error)| problems.0.push(FieldError { field: field.into(), message: error.to_string() }))
-            .ok(),
+        (Some(lat), Some(lng)) => problems.point("", lat, lng),
         _ => None,
     };
     let limit = match query.limit.as_deref() {
@@ -348,7 +329,7 @@ pub(crate) async fn nearest_officers_route(
             parse_number(raw).and_then(|m| if m > 0.0 { Ok(m) } else { Err(InvalidValue("must be positive")) }),
         )
     });
-    problems.into_result()?;
+    problems.finish()?;
     let (Some(point), Some(limit), Some(available_only)) = (point, limit, available_only) else {
         return Err(ApiError::internal("validated parameters missing"));
     };
@@ -407,7 +388,7 @@ pub(crate) async fn patch_officer(
     services: web::Data<Services>,
 ) -> Result<web::Json<OfficerView>, ApiError> {
     let body = body.into_inner();
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let badge_number =
         body.badge_number.as_deref().and_then(|raw| problems.check("badge_number", BadgeNumber::parse(raw)));
     let mut label = |field: &str, value: Option<Option<String>>| {
@@ -419,7 +400,7 @@ pub(crate) async fn patch_officer(
         unit: label("unit", body.unit),
         specialty: label("specialty", body.specialty),
     };
-    problems.into_result()?;
+    problems.finish()?;
     let officer = update_officer(
         &*services.officers,
         principal.actor(),
@@ -480,10 +461,8 @@ pub(crate) async fn put_location(
     body: web::Json<LocationRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<OfficerView>, ApiError> {
-    let mut problems = Problems::default();
-    let point = GeoPoint::new(body.lat, body.lng)
-        .map_err(|(field, error)| problems.0.push(FieldError { field: field.into(), message: error.to_string() }))
-        .ok();
+    let mut problems = Fields::default();
+    let point = problems.point("", body.lat, body.lng);
     let accuracy_m = body.accuracy_m.and_then(|accuracy| problems.check("accuracy_m", parse_accuracy(accuracy)));
     let now = OffsetDateTime::now_utc();
     let recorded_at = match body.recorded_at.as_deref() {
@@ -499,7 +478,7 @@ pub(crate) async fn put_location(
             }),
         ),
     };
-    problems.into_result()?;
+    problems.finish()?;
     let (Some(point), Some(recorded_at)) = (point, recorded_at) else {
         return Err(ApiError::internal("validated fields missing"));
     };
@@ -537,9 +516,9 @@ pub(crate) async fn put_availability(
     body: web::Json<AvailabilityRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<OfficerView>, ApiError> {
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let availability = problems.check("availability", parse_availability(&body.availability));
-    problems.into_result()?;
+    problems.finish()?;
     let availability = availability.ok_or_else(|| ApiError::internal("validated field missing"))?;
     let officer = set_availability(
         &*services.officers,
@@ -555,6 +534,8 @@ pub(crate) async fn put_availability(
 
 #[cfg(test)]
 mod tests {
+    use gad_domain::tasks::geo::GeoPoint;
+
     use super::*;
 
     #[test]

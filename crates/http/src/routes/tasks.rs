@@ -2,7 +2,6 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
-use gad_domain::tasks::geo::GeoPoint;
 use gad_domain::tasks::officer::OfficerId;
 use gad_domain::tasks::state::{TaskAction, TaskStatus};
 use gad_domain::tasks::task::{
@@ -10,9 +9,8 @@ use gad_domain::tasks::task::{
     may_cancel_tasks, may_manage_tasks, parse_code, parse_text, parse_title, read_task,
 };
 use gad_domain::users::{InvalidValue, Role, UserId};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -23,6 +21,7 @@ use crate::idempotency::idempotent;
 use crate::pagination::PageRequest;
 use crate::routes::officers::OfficerView;
 use crate::state::Services;
+use crate::validation::{Fields, present};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct PointView {
@@ -228,10 +227,6 @@ pub(crate) struct AssignRequest {
     officer_ids: Vec<Uuid>,
 }
 
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 fn task_error(error: TaskError) -> ApiError {
     match error {
         TaskError::NotFound => ApiError::not_found(),
@@ -268,32 +263,6 @@ fn task_error(error: TaskError) -> ApiError {
     }
 }
 
-/// Collects field errors so that one 422 names every bad field.
-#[derive(Debug, Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn check<T>(&mut self, field: &str, parsed: Result<T, InvalidValue>) -> Option<T> {
-        parsed.map_err(|error| self.0.push(FieldError { field: field.into(), message: error.to_string() })).ok()
-    }
-
-    fn time(&mut self, field: &str, raw: &str) -> Option<OffsetDateTime> {
-        self.check(field, OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| InvalidValue("must be an RFC 3339 time")))
-    }
-
-    fn point(&mut self, point: &PointView) -> Option<GeoPoint> {
-        GeoPoint::new(point.lat, point.lng)
-            .map_err(|(field, error)| {
-                self.0.push(FieldError { field: format!("location.{field}"), message: error.to_string() })
-            })
-            .ok()
-    }
-
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
-    }
-}
-
 fn etag(task: &Task) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{}\"", task.version))
 }
@@ -303,7 +272,7 @@ fn with_etag(status: StatusCode, task: Task) -> HttpResponse {
 }
 
 /// Checks the schedule's order once both ends are known.
-fn check_schedule(problems: &mut Problems, fields: &TaskFields) {
+fn check_schedule(problems: &mut Fields, fields: &TaskFields) {
     if fields.scheduled_end.is_some_and(|end| end <= fields.scheduled_start) {
         problems.0.push(FieldError { field: "scheduled_end".into(), message: "must be after scheduled_start".into() });
     }
@@ -336,7 +305,7 @@ pub(crate) async fn list_tasks(
 ) -> Result<web::Json<TaskPage>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| ApiError::bad_request("the query string is malformed"))?;
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let mut query = TaskQuery::default();
     let (mut limit, mut cursor) = (None, None);
     for (key, value) in &pairs {
@@ -412,7 +381,7 @@ async fn create(
     services: &Services,
 ) -> Result<HttpResponse, ApiError> {
     let actor = principal.actor();
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let code = body.code.as_deref().and_then(|raw| problems.check("code", parse_code(raw)));
     let title = problems.check("title", parse_title(&body.title));
     let description =
@@ -424,7 +393,7 @@ async fn create(
     };
     let scheduled_start = problems.time("scheduled_start", &body.scheduled_start);
     let scheduled_end = body.scheduled_end.as_deref().and_then(|raw| problems.time("scheduled_end", raw));
-    let location = body.location.as_ref().and_then(|point| problems.point(point));
+    let location = body.location.as_ref().and_then(|point| problems.point("location.", point.lat, point.lng));
     let location_description = body
         .location_description
         .as_deref()
@@ -504,8 +473,8 @@ async fn dispatch(
     services: &Services,
 ) -> Result<HttpResponse, ApiError> {
     let actor = principal.actor();
-    let mut problems = Problems::default();
-    let point = problems.point(&PointView { lat: body.lat, lng: body.lng });
+    let mut problems = Fields::default();
+    let point = problems.point("", body.lat, body.lng);
     let title = match body.title.as_deref() {
         Some(raw) => problems.check("title", parse_title(raw)),
         None => Some("Emergency".to_owned()),
@@ -611,7 +580,7 @@ pub(crate) async fn patch_task(
     }
     let expected = if_match(&req)?;
     let body = body.into_inner();
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     if body.status.is_some() {
         problems.0.push(FieldError {
             field: "status".into(),
@@ -649,7 +618,7 @@ pub(crate) async fn patch_task(
         fields.scheduled_end = value.and_then(|raw| problems.time("scheduled_end", &raw));
     }
     if let Some(value) = body.location {
-        fields.location = value.and_then(|point| problems.point(&point));
+        fields.location = value.and_then(|point| problems.point("location.", point.lat, point.lng));
     }
     if let Some(value) = body.location_description {
         fields.location_description =
@@ -725,7 +694,7 @@ pub(crate) async fn post_transition(
     body: web::Json<TransitionRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut problems = Problems::default();
+    let mut problems = Fields::default();
     let action: Option<TaskAction> = problems.check("action", body.action.parse());
     let reason = body.reason.as_deref().and_then(|raw| problems.check("reason", parse_text(raw, 1000)).flatten());
     problems.finish()?;

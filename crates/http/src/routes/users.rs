@@ -9,7 +9,7 @@ use gad_domain::users::{
     PersonName, PhoneNumber, ProfileChanges, Role, UpdateUserError, User, UserChanges, UserId, UserQuery, create_user,
     list_users, read_user, update_user,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -18,6 +18,7 @@ use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::pagination::PageRequest;
 use crate::state::Services;
+use crate::validation::{Fields, present};
 
 /// A user (SPEC §3). Times are RFC 3339 in UTC.
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,33 +137,6 @@ pub(crate) struct PutUserRequest {
     current_password: Option<String>,
 }
 
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// Collects field errors while parsing, so that one response names every bad field.
-#[derive(Debug, Default)]
-struct Fields(Vec<FieldError>);
-
-impl Fields {
-    fn check<T>(&mut self, field: &str, parsed: Result<T, InvalidValue>) -> Option<T> {
-        parsed.map_err(|error| self.0.push(FieldError { field: field.into(), message: error.to_string() })).ok()
-    }
-
-    fn optional<T>(&mut self, field: &str, raw: Option<&str>, parse: fn(&str) -> Result<T, InvalidValue>) -> Option<T> {
-        raw.and_then(|raw| self.check(field, parse(raw)))
-    }
-
-    fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
-        if self.0.is_empty() {
-            value().ok_or_else(|| ApiError::internal("validated input was incomplete"))
-        } else {
-            Err(ApiError::validation(self.0))
-        }
-    }
-}
-
 fn parse_role(raw: &str) -> Result<Role, InvalidValue> {
     raw.parse()
 }
@@ -219,9 +193,9 @@ pub(crate) async fn list_users_route(
         PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(|details| fields.0.extend(details)).ok();
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned);
     if q.as_ref().is_some_and(|q| q.chars().count() > 100) {
-        fields.0.push(FieldError { field: "q".into(), message: "must be at most 100 characters".into() });
+        fields.push("q", "must be at most 100 characters");
     }
-    let page = fields.finish(|| page)?;
+    let page = fields.finish_with(|| page)?;
     let request = UserQuery { role, is_active, q, before: page.after.map(UserId::from_uuid), limit: page.limit + 1 };
     let users = list_users(&*services.users, principal.actor(), &request).await.map_err(|error| match error {
         ListUsersError::Forbidden => ApiError::forbidden(),
@@ -260,7 +234,7 @@ pub(crate) async fn create_user_route(
     let national_id = fields.optional("national_id", body.national_id.as_deref(), NationalId::parse);
     let phone = fields.optional("phone", body.phone.as_deref(), PhoneNumber::parse);
     let role = fields.check("role", parse_role(&body.role));
-    let request = fields.finish(|| {
+    let request = fields.finish_with(|| {
         Some(CreateUser {
             email: email?,
             first_name: first_name?,
@@ -373,7 +347,7 @@ fn parse_changes(body: PatchUserRequest) -> Result<UserChanges, ApiError> {
         is_active: body.is_active,
     };
     let password = password_change(&mut fields, body.password, body.current_password);
-    fields.finish(|| Some(UserChanges { profile, password }))
+    fields.finish_with(|| Some(UserChanges { profile, password }))
 }
 
 /// A replacement is a change of every profile field: absent optional ones are cleared.

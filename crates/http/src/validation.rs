@@ -1,0 +1,61 @@
+//! Parsing request fields into the domain's validated types while collecting every failure, so
+//! that one 422 names every bad field.
+
+use gad_domain::tasks::geo::GeoPoint;
+use gad_domain::users::InvalidValue;
+use serde::{Deserialize, Deserializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::{ApiError, FieldError};
+
+#[derive(Debug, Default)]
+pub(crate) struct Fields(pub(crate) Vec<FieldError>);
+
+impl Fields {
+    /// The parsed value, or `None` with the failure noted against `field`.
+    pub(crate) fn check<T>(&mut self, field: &str, parsed: Result<T, InvalidValue>) -> Option<T> {
+        parsed.map_err(|error| self.push(field, error.to_string())).ok()
+    }
+
+    /// Like `check`, for a field that may be absent.
+    pub(crate) fn optional<T>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        parse: fn(&str) -> Result<T, InvalidValue>,
+    ) -> Option<T> {
+        raw.and_then(|raw| self.check(field, parse(raw)))
+    }
+
+    pub(crate) fn time(&mut self, field: &str, raw: &str) -> Option<OffsetDateTime> {
+        self.check(field, OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| InvalidValue("must be an RFC 3339 time")))
+    }
+
+    /// A point whose coordinates are reported as `<prefix>lat` and `<prefix>lng`.
+    pub(crate) fn point(&mut self, prefix: &str, lat: f64, lng: f64) -> Option<GeoPoint> {
+        GeoPoint::new(lat, lng).map_err(|(field, error)| self.push(&format!("{prefix}{field}"), error.to_string())).ok()
+    }
+
+    pub(crate) fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), message: message.into() });
+    }
+
+    /// Every failure so far as one 422, or nothing.
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
+    }
+
+    /// Every failure as one 422, or the value built from the parsed fields.
+    pub(crate) fn finish_with<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
+        self.finish()?;
+        value().ok_or_else(|| ApiError::internal("validated input was incomplete"))
+    }
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
