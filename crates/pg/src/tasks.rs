@@ -12,7 +12,8 @@ use gad_domain::tasks::geo::GeoPoint;
 use gad_domain::tasks::officer::OfficerId;
 use gad_domain::tasks::state::{TaskAction, TaskStatus};
 use gad_domain::tasks::task::{
-    Map, MapOfficer, MapTask, NewTask, StatusChange, Task, TaskError, TaskFields, TaskId, TaskQuery, TaskStore,
+    Map, MapOfficer, MapTask, NewTask, StatusChange, Task, TaskError, TaskFields, TaskId, TaskQuery, TaskSort,
+    TaskStore,
 };
 use gad_domain::users::UserId;
 use time::OffsetDateTime;
@@ -307,6 +308,20 @@ impl TaskStore for PgTaskStore {
 
     async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
         let statuses: Vec<&str> = query.statuses.iter().map(|status| status.as_str()).collect();
+        // Keyset pagination: the cursor task's own sort key bounds the next page, so pages stay
+        // stable while tasks are inserted.
+        let (order, after) = match query.sort {
+            TaskSort::Newest => ("t.id DESC", "t.id < $7"),
+            TaskSort::Priority => (
+                "t.priority DESC, t.id DESC",
+                "(t.priority, t.id) < (SELECT c.priority, c.id FROM tasks c WHERE c.id = $7)",
+            ),
+            TaskSort::ScheduledStart => (
+                "t.scheduled_start, t.id",
+                "(t.scheduled_start, t.id) > (SELECT c.scheduled_start, c.id FROM tasks c WHERE c.id = $7)",
+            ),
+        };
+        let pattern = query.q.as_deref().map(crate::users::like_pattern);
         let mut conn = connection(&self.pool).await?;
         let rows: Vec<TaskRow> = diesel::sql_query(format!(
             "SELECT {COLUMNS} FROM tasks t WHERE t.deleted_at IS NULL \
@@ -317,8 +332,12 @@ impl TaskStore for PgTaskStore {
                AND ($5::uuid IS NULL OR t.delegate_id = $5) \
                AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM task_assignments a JOIN officers o ON o.id = a.officer_id \
                                                 WHERE a.task_id = t.id AND o.user_id = $6)) \
-               AND ($7::uuid IS NULL OR t.id < $7) \
-             ORDER BY t.id DESC LIMIT $8"
+               AND ($7::uuid IS NULL OR {after}) \
+               AND ($9::timestamptz IS NULL OR t.created_at >= $9) \
+               AND ($10::timestamptz IS NULL OR t.created_at < $10) \
+               AND ($11::text IS NULL OR t.title ILIKE $11 OR t.code ILIKE $11) \
+               AND ($12::float8 IS NULL OR ST_DWithin(t.location, ST_SetSRID(ST_MakePoint($13, $12), 4326)::geography, $14)) \
+             ORDER BY {order} LIMIT $8"
         ))
         .bind::<Array<Text>, _>(statuses)
         .bind::<Nullable<Text>, _>(query.priority.map(|priority| priority.as_str()))
@@ -326,8 +345,14 @@ impl TaskStore for PgTaskStore {
         .bind::<Nullable<SqlUuid>, _>(query.officer_id.map(OfficerId::as_uuid))
         .bind::<Nullable<SqlUuid>, _>(query.delegate_id.map(UserId::as_uuid))
         .bind::<Nullable<SqlUuid>, _>(query.assigned_to_user.map(UserId::as_uuid))
-        .bind::<Nullable<SqlUuid>, _>(query.before.map(TaskId::as_uuid))
+        .bind::<Nullable<SqlUuid>, _>(query.after.map(TaskId::as_uuid))
         .bind::<Integer, _>(i32::try_from(query.limit).unwrap_or(i32::MAX))
+        .bind::<Nullable<Timestamptz>, _>(query.created_from)
+        .bind::<Nullable<Timestamptz>, _>(query.created_to)
+        .bind::<Nullable<Text>, _>(pattern)
+        .bind::<Nullable<Double>, _>(query.near.map(|(point, _)| point.lat()))
+        .bind::<Nullable<Double>, _>(query.near.map(|(point, _)| point.lng()))
+        .bind::<Nullable<Double>, _>(query.near.map(|(_, radius)| radius))
         .load(&mut conn)
         .await
         .map_err(query_error)?;

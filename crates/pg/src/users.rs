@@ -154,7 +154,7 @@ fn duplicate_field(error: &diesel::result::Error) -> Option<&'static str> {
 }
 
 /// `%` and `_` in a search term match themselves.
-fn like_pattern(term: &str) -> String {
+pub(crate) fn like_pattern(term: &str) -> String {
     let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
 }

@@ -473,3 +473,103 @@ async fn the_map_shows_unfinished_tasks_and_officers_within_the_radius() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
 }
+
+/// Inserts `count` tasks straight into the database: varied priorities, start times and places.
+async fn bulk_tasks(desk: &Desk, creator: gad_domain::users::UserId, count: i64, prefix: &str) {
+    sql_query(format!(
+        "INSERT INTO tasks (id, code, title, kind, priority, scheduled_start, location, delegate_id, created_by) \
+         SELECT gen_random_uuid(), '{prefix}-' || g, 'Bulk task ' || g, 'patrol', \
+                (ARRAY['low','medium','high','urgent','critical'])[1 + g % 5]::task_priority, \
+                now() + (g || ' minutes')::interval, \
+                ST_SetSRID(ST_MakePoint(-3.70 + (g % 100) * 0.001, 40.41), 4326)::geography, $1, $1 \
+         FROM generate_series(1, {count}) g"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(creator.as_uuid())
+    .execute(&mut desk.app.db().await)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn pages_stay_whole_while_tasks_are_added_and_every_filter_narrows() {
+    let desk = desk().await;
+    let creator = desk.app.create_user("bulk@x.org", Role::Operator).await;
+    bulk_tasks(&desk, creator, 1000, "B").await;
+
+    for sort in ["-created_at", "priority", "scheduled_start"] {
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        let mut previous: Option<Value> = None;
+        let mut pages = 0;
+        loop {
+            let path = match &cursor {
+                Some(cursor) => format!("/api/v1/tasks?sort={sort}&limit=100&cursor={cursor}"),
+                None => format!("/api/v1/tasks?sort={sort}&limit=100"),
+            };
+            let page: Value = desk.app.send(Method::GET, &path, &desk.operator, None).await.json().await.unwrap();
+            if pages == 2 {
+                // Tasks created while a client pages must not shift the pages it has not read.
+                bulk_tasks(&desk, creator, 50, &format!("N{}", sort.len())).await;
+            }
+            for task in page["items"].as_array().unwrap() {
+                assert!(seen.insert(task["id"].as_str().unwrap().to_owned()), "{sort}: a task twice");
+                if let (Some(previous), "priority") = (&previous, sort) {
+                    let rank = |task: &Value| {
+                        ["low", "medium", "high", "urgent", "critical"]
+                            .iter()
+                            .position(|p| *p == task["priority"])
+                            .unwrap()
+                    };
+                    assert!(rank(previous) >= rank(task), "{sort}: out of order");
+                }
+                if let (Some(previous), "scheduled_start") = (&previous, sort) {
+                    assert!(
+                        previous["scheduled_start"].as_str() <= task["scheduled_start"].as_str(),
+                        "{sort}: out of order"
+                    );
+                }
+                previous = Some(task.clone());
+            }
+            pages += 1;
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let bulk = seen.len();
+        assert!(bulk >= 1000, "{sort}: every original task seen ({bulk})");
+    }
+
+    let searched: Value =
+        desk.app.send(Method::GET, "/api/v1/tasks?q=b-99&limit=200", &desk.operator, None).await.json().await.unwrap();
+    let codes: Vec<&str> =
+        searched["items"].as_array().unwrap().iter().map(|task| task["code"].as_str().unwrap()).collect();
+    assert!(!codes.is_empty() && codes.iter().all(|code| code.to_ascii_lowercase().contains("b-99")), "{codes:?}");
+    let near: Value = desk
+        .app
+        .send(Method::GET, "/api/v1/tasks?near_lat=40.41&near_lng=-3.70&radius_m=50&limit=200", &desk.operator, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(!near["items"].as_array().unwrap().is_empty());
+    assert!(
+        near["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|task| (task["location"]["lng"].as_f64().unwrap() + 3.70).abs() < 0.001)
+    );
+    let future: Value = desk
+        .app
+        .send(Method::GET, "/api/v1/tasks?created_from=2999-01-01T00:00:00Z", &desk.operator, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(future["items"], json!([]));
+    for bad in ["sort=title", "near_lat=40", "created_to=soon", "near_lat=40&near_lng=-3&radius_m=0"] {
+        let status = desk.app.send(Method::GET, &format!("/api/v1/tasks?{bad}"), &desk.operator, None).await.status();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+}

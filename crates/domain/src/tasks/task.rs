@@ -174,8 +174,43 @@ pub struct TaskQuery {
     pub delegate_id: Option<UserId>,
     /// Only tasks assigned to this user's officer profile (what officers see).
     pub assigned_to_user: Option<UserId>,
-    pub before: Option<TaskId>,
+    /// Created at or after.
+    pub created_from: Option<OffsetDateTime>,
+    /// Created before.
+    pub created_to: Option<OffsetDateTime>,
+    /// Part of the code or title, case-insensitive.
+    pub q: Option<String>,
+    /// Within `.1` metres of `.0`.
+    pub near: Option<(GeoPoint, f64)>,
+    pub sort: TaskSort,
+    /// Only tasks after this one in the sort order (the page cursor).
+    pub after: Option<TaskId>,
     pub limit: usize,
+}
+
+/// The orders of a task listing; ties are broken by id, so pages never overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskSort {
+    /// Newest first (`-created_at`).
+    #[default]
+    Newest,
+    /// Most pressing first, then newest.
+    Priority,
+    /// Earliest scheduled start first.
+    ScheduledStart,
+}
+
+impl std::str::FromStr for TaskSort {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "-created_at" => Ok(Self::Newest),
+            "priority" => Ok(Self::Priority),
+            "scheduled_start" => Ok(Self::ScheduledStart),
+            _ => Err(InvalidValue("must be one of -created_at, priority, scheduled_start")),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

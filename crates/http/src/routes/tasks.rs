@@ -278,7 +278,12 @@ fn check_schedule(problems: &mut Fields, fields: &TaskFields) {
     }
 }
 
-/// List tasks, newest first. Officers see only the tasks assigned to them.
+fn number(raw: &str) -> Result<f64, InvalidValue> {
+    raw.trim().parse::<f64>().ok().filter(|value| value.is_finite()).ok_or(InvalidValue("must be a number"))
+}
+
+/// List tasks, newest first unless `sort` says otherwise. Officers see only the tasks assigned
+/// to them.
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
@@ -288,6 +293,13 @@ fn check_schedule(problems: &mut Fields, fields: &TaskFields) {
         ("kind" = Option<String>, Query),
         ("officer_id" = Option<Uuid>, Query),
         ("delegate_id" = Option<Uuid>, Query),
+        ("created_from" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("created_to" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("q" = Option<String>, Query, description = "part of the code or title"),
+        ("near_lat" = Option<f64>, Query),
+        ("near_lng" = Option<f64>, Query),
+        ("radius_m" = Option<f64>, Query, description = "with near_lat and near_lng"),
+        ("sort" = Option<String>, Query, description = "-created_at (default), priority, scheduled_start"),
         ("limit" = Option<i64>, Query, description = "1..=200, default 50"),
         ("cursor" = Option<String>, Query),
     ),
@@ -308,6 +320,7 @@ pub(crate) async fn list_tasks(
     let mut problems = Fields::default();
     let mut query = TaskQuery::default();
     let (mut limit, mut cursor) = (None, None);
+    let (mut near_lat, mut near_lng, mut radius) = (None, None, None);
     for (key, value) in &pairs {
         match key.as_str() {
             "status" => query.statuses.extend(problems.check("status", value.parse::<TaskStatus>())),
@@ -328,13 +341,33 @@ pub(crate) async fn list_tasks(
                     problems.check("limit", value.parse::<i64>().map_err(|_| InvalidValue("must be a whole number")))
             }
             "cursor" => cursor = Some(value.clone()),
+            "created_from" => query.created_from = problems.time("created_from", value),
+            "created_to" => query.created_to = problems.time("created_to", value),
+            "q" => query.q = Some(value.trim().to_owned()).filter(|q| !q.is_empty()),
+            "sort" => query.sort = problems.check("sort", value.parse()).unwrap_or_default(),
+            "near_lat" => near_lat = problems.check("near_lat", number(value)),
+            "near_lng" => near_lng = problems.check("near_lng", number(value)),
+            "radius_m" => radius = problems.check("radius_m", number(value)),
             _ => {}
         }
+    }
+    query.near = match (near_lat, near_lng, radius) {
+        (None, None, None) => None,
+        (Some(lat), Some(lng), Some(radius)) if radius > 0.0 => {
+            problems.point("near_", lat, lng).map(|point| (point, radius))
+        }
+        _ => {
+            problems.push("near_lat", "near_lat, near_lng and a positive radius_m go together");
+            None
+        }
+    };
+    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        problems.push("q", "must be at most 200 characters");
     }
     let page = PageRequest::parse(limit, cursor.as_deref()).map_err(|details| problems.0.extend(details)).ok();
     problems.finish()?;
     let page = page.ok_or_else(|| ApiError::internal("validated page missing"))?;
-    query.before = page.after.map(TaskId::from_uuid);
+    query.after = page.after.map(TaskId::from_uuid);
     query.limit = page.limit + 1;
     if principal.role == Role::Officer {
         query.assigned_to_user = Some(principal.user_id);
