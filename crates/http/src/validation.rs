@@ -28,6 +28,11 @@ impl Fields {
         raw.and_then(|raw| self.check(field, parse(raw)))
     }
 
+    /// A number that must be present.
+    pub(crate) fn required_number(&mut self, field: &str, raw: Option<&str>) -> Option<f64> {
+        self.check(field, raw.ok_or(InvalidValue("is required")).and_then(parse_number))
+    }
+
     pub(crate) fn time(&mut self, field: &str, raw: &str) -> Option<OffsetDateTime> {
         self.check(field, OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| InvalidValue("must be an RFC 3339 time")))
     }
@@ -51,6 +56,11 @@ impl Fields {
         self.finish()?;
         value().ok_or_else(|| ApiError::internal("validated input was incomplete"))
     }
+}
+
+/// A finite decimal number from a query parameter.
+pub(crate) fn parse_number(raw: &str) -> Result<f64, InvalidValue> {
+    raw.trim().parse::<f64>().ok().filter(|value| value.is_finite()).ok_or(InvalidValue("must be a number"))
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).

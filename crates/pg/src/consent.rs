@@ -14,7 +14,8 @@ use crate::audit;
 use crate::enums::ConsentTypeColumn;
 use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
-use crate::schema::{consents, users};
+use crate::schema::consents;
+use crate::users::live_user_exists;
 
 #[derive(Clone)]
 pub struct PgConsentStore {
@@ -72,12 +73,7 @@ impl ConsentStore for PgConsentStore {
         let ip = context.ip.map(ipnet::IpNet::from);
         let mut conn = connection(&self.pool).await?;
         conn.transaction(async |conn| {
-            let exists: bool = diesel::select(diesel::dsl::exists(
-                users::table.filter(users::id.eq(subject.as_uuid())).filter(users::erased_at.is_null()),
-            ))
-            .get_result(conn)
-            .await?;
-            if !exists {
+            if !live_user_exists(conn, subject.as_uuid()).await? {
                 return Ok(None);
             }
             let row: ConsentRow = diesel::insert_into(consents::table)
@@ -103,13 +99,7 @@ impl ConsentStore for PgConsentStore {
 
     async fn history(&self, subject: UserId) -> Result<Option<Vec<ConsentRecord>>, StoreError> {
         let mut conn = connection(&self.pool).await?;
-        let exists: bool = diesel::select(diesel::dsl::exists(
-            users::table.filter(users::id.eq(subject.as_uuid())).filter(users::erased_at.is_null()),
-        ))
-        .get_result(&mut conn)
-        .await
-        .map_err(query_error)?;
-        if !exists {
+        if !live_user_exists(&mut conn, subject.as_uuid()).await.map_err(query_error)? {
             return Ok(None);
         }
         consents::table

@@ -20,6 +20,7 @@ use crate::audit;
 use crate::errors::{query_error, violated_unique_constraint};
 use crate::events::{self, NewEvent};
 use crate::pool::{PgPool, connection};
+use crate::users::live_user_exists;
 
 #[derive(Clone)]
 pub struct PgOfficerStore {
@@ -155,14 +156,7 @@ impl OfficerStore for PgOfficerStore {
     async fn insert(&self, officer: NewOfficer, entry: AuditEntry) -> Result<Officer, OfficerError> {
         let mut conn = connection(&self.pool).await?;
         conn.transaction(async |conn| {
-            let user_exists: bool = diesel::select(diesel::dsl::exists(
-                crate::schema::users::table
-                    .filter(crate::schema::users::id.eq(officer.user_id.as_uuid()))
-                    .filter(crate::schema::users::erased_at.is_null()),
-            ))
-            .get_result(conn)
-            .await?;
-            if !user_exists {
+            if !live_user_exists(conn, officer.user_id.as_uuid()).await? {
                 return Ok(None);
             }
             diesel::sql_query(

@@ -204,33 +204,33 @@ async fn record(
     Ok(task)
 }
 
-/// Assigns officers that exist; an unknown one fails the whole statement.
+/// Assigns officers that exist, in two statements whatever their number; an unknown one fails
+/// the whole assignment.
 async fn add_officers(
     conn: &mut AsyncPgConnection,
     task: Uuid,
     officers: &[OfficerId],
     by: Option<Uuid>,
 ) -> Result<(), Failure> {
-    for officer in officers {
-        let exists: bool = diesel::select(diesel::dsl::exists(
-            crate::schema::officers::table
-                .filter(crate::schema::officers::id.eq(officer.as_uuid()))
-                .filter(crate::schema::officers::deleted_at.is_null()),
-        ))
-        .get_result(conn)
+    let wanted: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
+    let live: Vec<Uuid> = crate::schema::officers::table
+        .filter(crate::schema::officers::id.eq_any(&wanted))
+        .filter(crate::schema::officers::deleted_at.is_null())
+        .select(crate::schema::officers::id)
+        .load(conn)
         .await?;
-        if !exists {
-            return Err(TaskError::UnknownOfficer(*officer).into());
-        }
-        diesel::sql_query(
-            "INSERT INTO task_assignments (task_id, officer_id, assigned_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind::<SqlUuid, _>(task)
-        .bind::<SqlUuid, _>(officer.as_uuid())
-        .bind::<Nullable<SqlUuid>, _>(by)
-        .execute(conn)
-        .await?;
+    if let Some(unknown) = officers.iter().find(|officer| !live.contains(&officer.as_uuid())) {
+        return Err(TaskError::UnknownOfficer(*unknown).into());
     }
+    diesel::sql_query(
+        "INSERT INTO task_assignments (task_id, officer_id, assigned_by) \
+         SELECT $1, officer, $3 FROM unnest($2::uuid[]) AS officer ON CONFLICT DO NOTHING",
+    )
+    .bind::<SqlUuid, _>(task)
+    .bind::<Array<SqlUuid>, _>(&wanted)
+    .bind::<Nullable<SqlUuid>, _>(by)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -153,6 +153,13 @@ fn duplicate_field(error: &diesel::result::Error) -> Option<&'static str> {
     }
 }
 
+/// Whether `id` names a user that exists and was not erased.
+pub(crate) async fn live_user_exists(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(users::table.filter(users::id.eq(id)).filter(users::erased_at.is_null())))
+        .get_result(conn)
+        .await
+}
+
 /// `%` and `_` in a search term match themselves.
 pub(crate) fn like_pattern(term: &str) -> String {
     let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");

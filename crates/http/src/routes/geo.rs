@@ -2,7 +2,6 @@
 
 use actix_web::web::Query;
 use actix_web::{get, web};
-use gad_domain::tasks::geo::GeoPoint;
 use gad_domain::tasks::officer::{Availability, may_list_officers};
 use gad_domain::tasks::state::TaskStatus;
 use gad_domain::tasks::task::{Map, Priority};
@@ -11,8 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::Services;
+use crate::validation::Fields;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct MapParams {
@@ -87,14 +87,6 @@ impl From<Map> for MapView {
     }
 }
 
-fn number(problems: &mut Vec<FieldError>, field: &str, raw: Option<&str>) -> Option<f64> {
-    let parsed = raw.and_then(|raw| raw.trim().parse::<f64>().ok()).filter(|value| value.is_finite());
-    if parsed.is_none() {
-        problems.push(FieldError { field: field.into(), message: "is required and must be a number".into() });
-    }
-    parsed
-}
-
 /// The operations map around a point (operators and above).
 #[utoipa::path(
     tag = "tasks",
@@ -116,23 +108,17 @@ pub(crate) async fn get_map(
     if !may_list_officers(principal.actor()) {
         return Err(ApiError::forbidden());
     }
-    let mut problems = Vec::new();
-    let lat = number(&mut problems, "center_lat", query.center_lat.as_deref());
-    let lng = number(&mut problems, "center_lng", query.center_lng.as_deref());
-    let radius = number(&mut problems, "radius_m", query.radius_m.as_deref());
+    let mut fields = Fields::default();
+    let lat = fields.required_number("center_lat", query.center_lat.as_deref());
+    let lng = fields.required_number("center_lng", query.center_lng.as_deref());
+    let radius = fields.required_number("radius_m", query.radius_m.as_deref());
     if radius.is_some_and(|radius| !(100.0..=100_000.0).contains(&radius)) {
-        problems.push(FieldError { field: "radius_m".into(), message: "must be between 100 and 100000".into() });
+        fields.push("radius_m", "must be between 100 and 100000");
     }
     let center = match (lat, lng) {
-        (Some(lat), Some(lng)) => GeoPoint::new(lat, lng)
-            .map_err(|(field, error)| {
-                problems.push(FieldError { field: format!("center_{field}"), message: error.to_string() })
-            })
-            .ok(),
+        (Some(lat), Some(lng)) => fields.point("center_", lat, lng),
         _ => None,
     };
-    let (Some(center), Some(radius), true) = (center, radius, problems.is_empty()) else {
-        return Err(ApiError::validation(problems));
-    };
+    let (center, radius) = fields.finish_with(|| Some((center?, radius?)))?;
     Ok(web::Json(MapView::from(services.tasks.map(center, radius).await?)))
 }

@@ -20,7 +20,7 @@ use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::pagination::PageRequest;
 use crate::state::Services;
-use crate::validation::{Fields, present};
+use crate::validation::{Fields, parse_number, present};
 
 /// An officer's last known position.
 #[derive(Debug, Serialize, ToSchema)]
@@ -180,10 +180,6 @@ fn parse_availability(raw: &str) -> Result<Availability, InvalidValue> {
     raw.parse()
 }
 
-fn parse_number(raw: &str) -> Result<f64, InvalidValue> {
-    raw.trim().parse::<f64>().ok().filter(|value| value.is_finite()).ok_or(InvalidValue("must be a number"))
-}
-
 fn labels(
     problems: &mut Fields,
     rank: Option<&str>,
@@ -298,11 +294,8 @@ pub(crate) async fn nearest_officers_route(
     services: web::Data<Services>,
 ) -> Result<web::Json<NearbyOfficers>, ApiError> {
     let mut problems = Fields::default();
-    let mut required = |field: &str, raw: Option<&str>| match raw {
-        Some(raw) => problems.check(field, parse_number(raw)),
-        None => problems.check(field, Err(InvalidValue("is required"))),
-    };
-    let (lat, lng) = (required("lat", query.lat.as_deref()), required("lng", query.lng.as_deref()));
+    let lat = problems.required_number("lat", query.lat.as_deref());
+    let lng = problems.required_number("lng", query.lng.as_deref());
     let point = match (lat, lng) {
         (Some(lat), Some(lng)) => problems.point("", lat, lng),
         _ => None,

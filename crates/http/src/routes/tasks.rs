@@ -21,7 +21,7 @@ use crate::idempotency::idempotent;
 use crate::pagination::PageRequest;
 use crate::routes::officers::OfficerView;
 use crate::state::Services;
-use crate::validation::{Fields, present};
+use crate::validation::{Fields, parse_number, present};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct PointView {
@@ -278,10 +278,6 @@ fn check_schedule(problems: &mut Fields, fields: &TaskFields) {
     }
 }
 
-fn number(raw: &str) -> Result<f64, InvalidValue> {
-    raw.trim().parse::<f64>().ok().filter(|value| value.is_finite()).ok_or(InvalidValue("must be a number"))
-}
-
 /// List tasks, newest first unless `sort` says otherwise. Officers see only the tasks assigned
 /// to them.
 #[utoipa::path(
@@ -345,9 +341,9 @@ pub(crate) async fn list_tasks(
             "created_to" => query.created_to = problems.time("created_to", value),
             "q" => query.q = Some(value.trim().to_owned()).filter(|q| !q.is_empty()),
             "sort" => query.sort = problems.check("sort", value.parse()).unwrap_or_default(),
-            "near_lat" => near_lat = problems.check("near_lat", number(value)),
-            "near_lng" => near_lng = problems.check("near_lng", number(value)),
-            "radius_m" => radius = problems.check("radius_m", number(value)),
+            "near_lat" => near_lat = problems.check("near_lat", parse_number(value)),
+            "near_lng" => near_lng = problems.check("near_lng", parse_number(value)),
+            "radius_m" => radius = problems.check("radius_m", parse_number(value)),
             _ => {}
         }
     }
