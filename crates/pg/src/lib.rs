@@ -15,14 +15,17 @@ pub mod pool;
 #[rustfmt::skip]
 pub mod schema;
 mod tasks;
+mod tickets;
 pub mod users;
 
 pub use audit::PgAuditLog;
 pub use auth::PgAuthStore;
 pub use consent::PgConsentStore;
+pub use events::PgEventLog;
 pub use health::PostgresCheck;
 pub use idempotency::PgIdempotencyStore;
 pub use officers::PgOfficerStore;
 pub use pool::{PgPool, PgSettings, build_pool};
 pub use tasks::PgTaskStore;
+pub use tickets::PgTicketStore;
 pub use users::PgUserStore;
