@@ -19,6 +19,7 @@ use crate::routes;
         (name = "health", description = "Liveness, readiness and dependency health"),
         (name = "operations", description = "Metrics and the API description"),
         (name = "auth", description = "Login, token refresh, logout and the current user"),
+        (name = "realtime", description = "Tickets for the WebSocket at GET /ws/connect (see docs/WEBSOCKET.md)"),
         (name = "users", description = "Users, their roles and their profiles (rectification)"),
         (name = "consents", description = "Consent records of a subject (GDPR)"),
         (name = "audit", description = "The append-only audit log"),
