@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle};
 use gad_domain::health::DependencyCheck;
 use gad_domain::limits::{Rate, RateLimiter};
+use gad_domain::users::Revocations;
 use gad_http::Services;
 use gad_http::auth::{TokenIssuer, TokenSettings};
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
-use gad_http::{AppState, HttpSettings, MetricsEndpoint};
+use gad_http::{AppState, ExtraRoutes, HttpSettings, MetricsEndpoint};
 use gad_pg::{
-    PgAuditLog, PgAuthStore, PgConsentStore, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings, PgTaskStore,
-    PgUserStore, PostgresCheck,
+    PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings,
+    PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
 };
 use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
+use gad_ws::{Realtime, WsSettings};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 
@@ -31,6 +33,7 @@ pub struct Application {
     metrics_port: Option<u16>,
     api: Server,
     metrics: Option<Server>,
+    realtime: Realtime,
 }
 
 /// Redis, when configured: a pool for probes, one shared multiplexed connection for hot paths.
@@ -43,11 +46,14 @@ struct Redis {
 #[derive(Clone)]
 pub struct StopHandle {
     servers: Vec<ServerHandle>,
+    realtime: Realtime,
 }
 
 impl StopHandle {
     /// Requests the stop at once; the returned future resolves when every server has drained.
+    /// Live sockets are closed with 1001 (going away) so that clients reconnect elsewhere.
     pub fn stop(&self) -> impl Future<Output = ()> + use<> {
+        self.realtime.hub().close_all(gad_ws::close::GOING_AWAY);
         let draining: Vec<_> = self.servers.iter().map(|server| server.stop(true)).collect();
         async move {
             for server in draining {
@@ -104,6 +110,7 @@ impl Application {
             started_at: Instant::now(),
         };
         let auth = services(settings, &pg_pool, redis.as_ref())?;
+        let realtime = realtime(settings, &pg_pool, Arc::clone(&auth.revocations));
         let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
@@ -116,7 +123,12 @@ impl Application {
             shutdown_timeout: Duration::from_secs(settings.http.shutdown_timeout_s),
             separate_metrics_listener: settings.metrics.bind.is_some(),
         };
-        let api = gad_http::api_server(listener, state, auth, metrics.clone(), &http)?;
+        let routes = {
+            let realtime = realtime.clone();
+            let routes: ExtraRoutes = Arc::new(move |cfg| realtime.configure(cfg));
+            routes
+        };
+        let api = gad_http::api_server_with(listener, state, auth, metrics.clone(), &http, Some(routes))?;
         let (metrics, metrics_port) = match &settings.metrics.bind {
             Some(bind) => {
                 let listener = TcpListener::bind(bind)?;
@@ -126,7 +138,7 @@ impl Application {
             None => (None, None),
         };
         tracing::info!(port, metrics_port, environment = settings.environment.as_str(), "listening");
-        Ok(Self { port, metrics_port, api, metrics })
+        Ok(Self { port, metrics_port, api, metrics, realtime })
     }
 
     pub fn port(&self) -> u16 {
@@ -140,7 +152,7 @@ impl Application {
     pub fn stop_handle(&self) -> StopHandle {
         let mut servers = vec![self.api.handle()];
         servers.extend(self.metrics.as_ref().map(Server::handle));
-        StopHandle { servers }
+        StopHandle { servers, realtime: self.realtime.clone() }
     }
 
     /// Serves until every server has stopped.
@@ -202,6 +214,28 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         rate_limits: rate_limit_policy(settings, redis, &tokens),
         tokens,
     })
+}
+
+/// The real-time service: the relay over the event log, the hub, and tickets.
+fn realtime(settings: &Settings, pg_pool: &PgPool, revocations: Arc<dyn Revocations>) -> Realtime {
+    let ws = &settings.ws;
+    let ws_settings = WsSettings {
+        heartbeat_interval: Duration::from_secs(ws.heartbeat_interval_s),
+        idle_timeout: Duration::from_secs(ws.idle_timeout_s),
+        max_connections: ws.max_connections,
+        max_connections_per_user: ws.max_connections_per_user,
+        queue_size: ws.queue_size,
+        max_topics: ws.max_topics,
+        replay_retention: time::Duration::hours(i64::try_from(ws.replay_retention_h).unwrap_or(i64::MAX / 3600)),
+        replay_max_events: ws.replay_max_events,
+        poll_interval: Duration::from_millis(ws.poll_interval_ms),
+        revocation_check_interval: Duration::from_millis(ws.revocation_check_interval_ms),
+        allowed_origins: settings.http.cors_allowed_origins.clone(),
+        ..WsSettings::default()
+    };
+    let log = Arc::new(PgEventLog::new(pg_pool.clone(), &settings.database.url));
+    let tickets = Arc::new(PgTicketStore::new(pg_pool.clone()));
+    Realtime::start(ws_settings, log, tickets, revocations, None)
 }
 
 /// Limits per client and user: counted in Redis when configured (falling back to this process

@@ -14,3 +14,4 @@ mod records;
 mod shutdown;
 mod tasks;
 mod users;
+mod ws;

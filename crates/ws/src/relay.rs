@@ -1,0 +1,156 @@
+//! The relay of one instance: tails the event log in `seq` order and hands each event to the
+//! hub, exactly once.
+//!
+//! The event log is the truth. `seq` is global, gap-free and in commit order (the migration's
+//! trigger guarantees that a reader who has seen `n` never meets a later commit `<= n`), so
+//! reading `seq > position` in order yields every event once and in order, whichever instance
+//! committed it. Wake-ups only say "read again": PostgreSQL `NOTIFY gad_event_log` at each
+//! commit, announcements from the other instances over Redis, and a periodic poll in case both
+//! are lost. While PostgreSQL is down nothing is read and nothing is invented; live connections
+//! stay open and catch up when it returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gad_domain::events::EventLog;
+use gad_domain::users::Revocations;
+use tokio::sync::Notify;
+
+use crate::hub::Hub;
+
+/// Events read per query.
+const BATCH: i64 = 500;
+/// How long to wait before retrying after the database failed.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// Something that learns of new events and wants the relay to look now; `wake` is for it.
+pub trait WakeUpSource: Send + Sync {
+    /// Runs until the process ends, calling `wake` whenever events may have been committed.
+    /// `announce` is for the relay to tell the others how far it has read.
+    fn spawn(self: Arc<Self>, wake: Arc<Notify>);
+
+    /// Tells the other instances that events up to `seq` are committed.
+    fn announce(&self, seq: i64);
+}
+
+#[derive(Clone)]
+pub struct Relay {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) peers: Option<Arc<dyn WakeUpSource>>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("position", &self.hub.position()).finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// Starts the listener, the reader and the revocation sweeper.
+    pub(crate) fn spawn(self, revocations: Arc<dyn Revocations>, sweep_every: Duration) {
+        self.spawn_listener();
+        if let Some(peers) = &self.peers {
+            Arc::clone(peers).spawn(Arc::clone(&self.wake));
+        }
+        let hub = Arc::clone(&self.hub);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(sweep_every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seen_generation = u64::MAX;
+            loop {
+                interval.tick().await;
+                let generation = revocations.generation();
+                let closed = hub.sweep(&*revocations, generation != seen_generation);
+                seen_generation = generation;
+                if closed > 0 {
+                    tracing::info!(closed, "closed revoked or expired real-time connections");
+                }
+            }
+        });
+        tokio::spawn(self.run());
+    }
+
+    /// `LISTEN gad_event_log` on a dedicated connection, re-established after failures.
+    fn spawn_listener(&self) {
+        let log = Arc::clone(&self.log);
+        let wake = Arc::clone(&self.wake);
+        tokio::spawn(async move {
+            loop {
+                match log.listen().await {
+                    Ok(mut notifications) => {
+                        // Whatever was committed while nobody listened is read now.
+                        wake.notify_one();
+                        loop {
+                            if let Err(error) = notifications.next().await {
+                                tracing::warn!(%error, "event-log listener lost; polling until it is back");
+                                break;
+                            }
+                            wake.notify_one();
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "cannot listen for event-log commits yet"),
+                }
+                metrics::counter!("ws_relay_listener_restarts_total").increment(1);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn run(self) {
+        // Live delivery starts at the head of the log; older events are for `resume`.
+        let start = loop {
+            match self.log.head().await {
+                Ok(head) => break head,
+                Err(error) => {
+                    tracing::warn!(%error, "the relay cannot read the event log yet");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        };
+        self.hub.start_at(start);
+        tracing::info!(position = start, "real-time relay started");
+        loop {
+            match self.catch_up().await {
+                Ok(read) => {
+                    if read > 0
+                        && let Some(peers) = &self.peers
+                    {
+                        peers.announce(self.hub.position());
+                    }
+                }
+                Err(error) => {
+                    metrics::counter!("ws_relay_errors_total").increment(1);
+                    tracing::warn!(%error, "the relay cannot read the event log; retrying");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    continue;
+                }
+            }
+            let _ = tokio::time::timeout(self.poll_interval, self.wake.notified()).await;
+        }
+    }
+
+    /// Reads and dispatches everything after the position; returns how many events.
+    async fn catch_up(&self) -> Result<usize, gad_domain::error::StoreError> {
+        let mut total = 0;
+        loop {
+            let position = self.hub.position();
+            let events = self.log.read(position, i64::MAX, BATCH).await?;
+            let count = events.len();
+            for event in &events {
+                // Gap-free by construction; a gap would mean a bug, never a reason to stall.
+                if event.seq != self.hub.position() + 1 {
+                    tracing::warn!(expected = self.hub.position() + 1, got = event.seq, "event-log gap");
+                }
+                self.hub.dispatch(event);
+            }
+            total += count;
+            metrics::gauge!("ws_relay_position").set(self.hub.position() as f64);
+            if count < BATCH as usize {
+                return Ok(total);
+            }
+        }
+    }
+}
