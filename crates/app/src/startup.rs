@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
+use gad_domain::events::CommitAnnouncements;
 use gad_domain::health::DependencyCheck;
 use gad_domain::limits::{Rate, RateLimiter};
 use gad_domain::users::Revocations;
@@ -17,7 +18,7 @@ use gad_pg::{
     PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings,
     PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
 };
-use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
+use gad_redis::{RedisCheck, RedisCommitAnnouncements, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
 use gad_ws::{Realtime, WsSettings};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
@@ -110,7 +111,7 @@ impl Application {
             started_at: Instant::now(),
         };
         let auth = services(settings, &pg_pool, redis.as_ref())?;
-        let realtime = realtime(settings, &pg_pool, Arc::clone(&auth.revocations));
+        let realtime = realtime(settings, &pg_pool, redis.as_ref(), Arc::clone(&auth.revocations))?;
         let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
@@ -217,7 +218,12 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
 }
 
 /// The real-time service: the relay over the event log, the hub, and tickets.
-fn realtime(settings: &Settings, pg_pool: &PgPool, revocations: Arc<dyn Revocations>) -> Realtime {
+fn realtime(
+    settings: &Settings,
+    pg_pool: &PgPool,
+    redis: Option<&Redis>,
+    revocations: Arc<dyn Revocations>,
+) -> anyhow::Result<Realtime> {
     let ws = &settings.ws;
     let ws_settings = WsSettings {
         heartbeat_interval: Duration::from_secs(ws.heartbeat_interval_s),
@@ -235,7 +241,15 @@ fn realtime(settings: &Settings, pg_pool: &PgPool, revocations: Arc<dyn Revocati
     };
     let log = Arc::new(PgEventLog::new(pg_pool.clone(), &settings.database.url));
     let tickets = Arc::new(PgTicketStore::new(pg_pool.clone()));
-    Realtime::start(ws_settings, log, tickets, revocations, None)
+    let peers: Option<Arc<dyn CommitAnnouncements>> = match (&settings.redis.url, redis) {
+        (Some(url), Some(redis)) => {
+            let origin = uuid::Uuid::now_v7();
+            let prefix = &settings.redis.key_prefix;
+            Some(Arc::new(RedisCommitAnnouncements::new(url, redis.connection.clone(), prefix, origin)?))
+        }
+        _ => None,
+    };
+    Ok(Realtime::start(ws_settings, log, tickets, revocations, peers))
 }
 
 /// Limits per client and user: counted in Redis when configured (falling back to this process

@@ -84,6 +84,20 @@ pub trait CommitNotifications: Send {
     async fn next(&mut self) -> Result<(), StoreError>;
 }
 
+/// Commit announcements between instances (Redis pub/sub): "events up to `seq` are committed",
+/// tagged with the announcing instance's origin id so that nobody acts on its own. They carry no
+/// events: every instance reads the events themselves from the log, in order, exactly once.
+/// Error contract: a lost connection is [`StoreError::Unavailable`]; instances then rely on
+/// PostgreSQL notifications and polling alone until it returns.
+#[async_trait]
+pub trait CommitAnnouncements: Send + Sync {
+    async fn announce(&self, seq: i64) -> Result<(), StoreError>;
+
+    /// Listens until the subscription fails, calling `heard` with the `seq` of every
+    /// announcement from another instance; returns why it stopped.
+    async fn listen(&self, heard: &(dyn Fn(i64) + Send + Sync)) -> StoreError;
+}
+
 /// What a client may follow over the real-time connection (SPEC §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {

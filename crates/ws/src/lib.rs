@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use gad_domain::events::{EventLog, TicketStore};
+use gad_domain::events::{CommitAnnouncements, EventLog, TicketStore};
 use gad_domain::users::policy::Actor;
 use gad_domain::users::{Revocations, TokenIdentity};
 use gad_http::Services;
@@ -22,7 +22,6 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 pub use hub::{Caps, Hub, close};
-pub use relay::WakeUpSource;
 
 use crate::connection::Connection;
 use crate::hub::Refusal;
@@ -93,13 +92,14 @@ impl std::fmt::Debug for Realtime {
 
 impl Realtime {
     /// Builds the service and starts its relay and revocation sweeper (needs a tokio runtime).
-    /// `peers` shares wake-ups with the other instances (Redis); `None` runs alone.
+    /// `peers` exchanges commit announcements with the other instances (Redis); `None` runs
+    /// alone (PostgreSQL notifications and polling still see every commit).
     pub fn start(
         settings: WsSettings,
         log: Arc<dyn EventLog>,
         tickets: Arc<dyn TicketStore>,
         revocations: Arc<dyn Revocations>,
-        peers: Option<Arc<dyn WakeUpSource>>,
+        peers: Option<Arc<dyn CommitAnnouncements>>,
     ) -> Self {
         let hub = Hub::new(Caps {
             max_connections: settings.max_connections,

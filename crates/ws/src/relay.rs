@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gad_domain::events::EventLog;
+use gad_domain::events::{CommitAnnouncements, EventLog};
 use gad_domain::users::Revocations;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::hub::Hub;
 
@@ -23,23 +23,13 @@ const BATCH: i64 = 500;
 /// How long to wait before retrying after the database failed.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
-/// Something that learns of new events and wants the relay to look now; `wake` is for it.
-pub trait WakeUpSource: Send + Sync {
-    /// Runs until the process ends, calling `wake` whenever events may have been committed.
-    /// `announce` is for the relay to tell the others how far it has read.
-    fn spawn(self: Arc<Self>, wake: Arc<Notify>);
-
-    /// Tells the other instances that events up to `seq` are committed.
-    fn announce(&self, seq: i64);
-}
-
 #[derive(Clone)]
 pub struct Relay {
     pub(crate) hub: Arc<Hub>,
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) wake: Arc<Notify>,
     pub(crate) poll_interval: Duration,
-    pub(crate) peers: Option<Arc<dyn WakeUpSource>>,
+    pub(crate) peers: Option<Arc<dyn CommitAnnouncements>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -52,9 +42,7 @@ impl Relay {
     /// Starts the listener, the reader and the revocation sweeper.
     pub(crate) fn spawn(self, revocations: Arc<dyn Revocations>, sweep_every: Duration) {
         self.spawn_listener();
-        if let Some(peers) = &self.peers {
-            Arc::clone(peers).spawn(Arc::clone(&self.wake));
-        }
+        let announced = self.peers.clone().map(|peers| self.spawn_peers(peers));
         let hub = Arc::clone(&self.hub);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(sweep_every);
@@ -70,7 +58,39 @@ impl Relay {
                 }
             }
         });
-        tokio::spawn(self.run());
+        tokio::spawn(self.run(announced));
+    }
+
+    /// Hears the other instances' commit announcements (waking the reader when they are ahead)
+    /// and announces this instance's progress, coalesced, without ever blocking the reader.
+    fn spawn_peers(&self, peers: Arc<dyn CommitAnnouncements>) -> watch::Sender<i64> {
+        let (progress, mut progressed) = watch::channel(0i64);
+        let listener = Arc::clone(&peers);
+        let hub = Arc::clone(&self.hub);
+        let wake = Arc::clone(&self.wake);
+        tokio::spawn(async move {
+            loop {
+                let heard = |seq: i64| {
+                    if seq > hub.position() {
+                        metrics::counter!("ws_relay_peer_wakeups_total").increment(1);
+                        wake.notify_one();
+                    }
+                };
+                let error = listener.listen(&heard).await;
+                tracing::warn!(%error, "commit announcements from other instances interrupted; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        tokio::spawn(async move {
+            while progressed.changed().await.is_ok() {
+                let seq = *progressed.borrow_and_update();
+                if let Err(error) = peers.announce(seq).await {
+                    metrics::counter!("ws_relay_announce_failures_total").increment(1);
+                    tracing::debug!(%error, "could not announce commits to the other instances");
+                }
+            }
+        });
+        progress
     }
 
     /// `LISTEN gad_event_log` on a dedicated connection, re-established after failures.
@@ -99,7 +119,7 @@ impl Relay {
         });
     }
 
-    async fn run(self) {
+    async fn run(self, announced: Option<watch::Sender<i64>>) {
         // Live delivery starts at the head of the log; older events are for `resume`.
         let start = loop {
             match self.log.head().await {
@@ -116,9 +136,9 @@ impl Relay {
             match self.catch_up().await {
                 Ok(read) => {
                     if read > 0
-                        && let Some(peers) = &self.peers
+                        && let Some(announced) = &announced
                     {
-                        peers.announce(self.hub.position());
+                        announced.send_replace(self.hub.position());
                     }
                 }
                 Err(error) => {

@@ -488,3 +488,40 @@ async fn per_user_caps_refuse_the_handshake_with_429() {
     assert_eq!(try_connect(&desk.app, Some(Auth::Bearer(&desk.operator)), None).await.err(), Some(429));
     let _other_user = connect(&desk.app, &desk.supervisor).await;
 }
+
+#[tokio::test]
+async fn without_redis_or_with_redis_down_an_instance_serves_its_own_events() {
+    for redis in [crate::helpers::Redis::Absent, crate::helpers::Redis::Unreachable] {
+        let desk = desk_with(TestApp::spawn_with(Options { redis, ..Options::default() }).await).await;
+        let mut client = connect(&desk.app, &desk.operator).await;
+        client.subscribe(&["tasks"]).await;
+        let task = create_task(&desk.app, &desk.operator, &[]).await;
+        let event = client.next().await;
+        assert_eq!(event["data"]["id"], task["id"]);
+        assert!(client.next_within(Duration::from_millis(300)).await.is_none(), "once");
+    }
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_closed_and_a_live_one_is_kept() {
+    let app = TestApp::spawn_configured(Options::default(), |settings| {
+        settings.ws.heartbeat_interval_s = 1;
+        settings.ws.idle_timeout_s = 2;
+    })
+    .await;
+    let desk = desk_with(app).await;
+    let mut silent = connect(&desk.app, &desk.operator).await;
+    let mut live = connect(&desk.app, &desk.operator).await;
+    // The live client reads (answering the server's pings); the silent one does nothing.
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, live.stream.next()).await {
+        if matches!(frame, Message::Ping(_)) {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 2, "a ping per heartbeat interval, got {pings}");
+    live.send(json!({"type": "ping"})).await;
+    assert_eq!(live.next().await["type"], "pong", "still open after the idle timeout");
+    assert_eq!(silent.close_code(SOON).await, Some(1000), "closed for silence");
+}
