@@ -3,7 +3,7 @@
 //! delivery latency percentiles (event `ts`, i.e. its commit transaction, to receipt), losses
 //! and duplicates, and optionally the server's resident memory per connection.
 //!
-//! See docs/LOAD_TESTING_GUIDE.md ("WebSocket") for how to run it.
+//! See loadtest/ws-load/README.md for how to run it.
 
 use std::collections::HashSet;
 use std::io::Write;
