@@ -30,6 +30,10 @@ pub(crate) struct Connection {
     skip_until: i64,
     window_start: Instant,
     window_count: u32,
+    /// Handles resolved once: events are the hot path.
+    events_sent: metrics::Counter,
+    delivery_latency: metrics::Histogram,
+    fanout_latency: metrics::Histogram,
 }
 
 enum Flow {
@@ -48,7 +52,18 @@ impl Connection {
         session: Session,
         tasks: Arc<dyn TaskStore>,
     ) -> Self {
-        Self { realtime, registration, session, tasks, skip_until: 0, window_start: Instant::now(), window_count: 0 }
+        Self {
+            realtime,
+            registration,
+            session,
+            tasks,
+            skip_until: 0,
+            window_start: Instant::now(),
+            window_count: 0,
+            events_sent: metrics::counter!("ws_messages_sent_total", "type" => "event"),
+            delivery_latency: metrics::histogram!("ws_delivery_latency_seconds"),
+            fanout_latency: metrics::histogram!("ws_fanout_latency_seconds"),
+        }
     }
 
     fn settings(&self) -> &WsSettings {
@@ -143,13 +158,18 @@ impl Connection {
 
     async fn deliver(&mut self, item: Outbound) -> Flow {
         match item {
-            Outbound::Event { seq, created_at, frame } => {
+            Outbound::Event { seq, created_at, read_at, frame } => {
                 if seq <= self.skip_until {
                     return Flow::Continue;
                 }
-                let flow = self.send("event", frame).await;
+                self.events_sent.increment(1);
+                let flow = match self.session.text(frame).await {
+                    Ok(()) => Flow::Continue,
+                    Err(_) => Flow::Close(None),
+                };
                 let latency = (OffsetDateTime::now_utc() - created_at).as_seconds_f64().max(0.0);
-                metrics::histogram!("ws_delivery_latency_seconds").record(latency);
+                self.delivery_latency.record(latency);
+                self.fanout_latency.record(read_at.elapsed().as_secs_f64());
                 flow
             }
             Outbound::Control(frame) => self.send("error", frame).await,

@@ -36,6 +36,8 @@ pub(crate) enum Outbound {
     Event {
         seq: i64,
         created_at: OffsetDateTime,
+        /// When the relay read it from the log (fan-out latency starts here).
+        read_at: std::time::Instant,
         frame: ByteString,
     },
     /// A message about the connection itself (a subscription withdrawn).
@@ -286,7 +288,7 @@ impl Hub {
 
     /// Hands one event to every local follower, at most once per connection, then records it
     /// as delivered. Called by the relay only, in `seq` order.
-    pub(crate) fn dispatch(&self, event: &Event) {
+    pub(crate) fn dispatch(&self, event: &Event, read_at: std::time::Instant) {
         let mut withdrawn: Vec<(Arc<Shared>, Topic)> = Vec::new();
         let mut sent = 0u64;
         {
@@ -331,7 +333,7 @@ impl Hub {
                             frame
                         }
                     };
-                    let item = Outbound::Event { seq: event.seq, created_at: event.created_at, frame };
+                    let item = Outbound::Event { seq: event.seq, created_at: event.created_at, read_at, frame };
                     match shared.tx.try_send(item) {
                         Ok(()) => sent += 1,
                         Err(mpsc::error::TrySendError::Full(_)) => {

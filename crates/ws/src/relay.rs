@@ -158,13 +158,14 @@ impl Relay {
         loop {
             let position = self.hub.position();
             let events = self.log.read(position, i64::MAX, BATCH).await?;
+            let read_at = std::time::Instant::now();
             let count = events.len();
             for event in &events {
                 // Gap-free by construction; a gap would mean a bug, never a reason to stall.
                 if event.seq != self.hub.position() + 1 {
                     tracing::warn!(expected = self.hub.position() + 1, got = event.seq, "event-log gap");
                 }
-                self.hub.dispatch(event);
+                self.hub.dispatch(event, read_at);
             }
             total += count;
             metrics::gauge!("ws_relay_position").set(self.hub.position() as f64);

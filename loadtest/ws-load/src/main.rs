@@ -95,8 +95,8 @@ struct Data<'a> {
 /// What one connection saw.
 #[derive(Default)]
 struct Seen {
-    /// (task id, latency in ms) of every `task.created` received.
-    deliveries: Vec<(String, f64)>,
+    /// (task id, latency in ms, receipt time) of every `task.created` received.
+    deliveries: Vec<(String, f64, OffsetDateTime)>,
     seqs: Vec<i64>,
     closed_early: bool,
 }
@@ -205,7 +205,7 @@ async fn read(
                         .and_then(|ts| OffsetDateTime::parse(ts, &Rfc3339).ok())
                         .map_or(f64::NAN, |ts| (received - ts).as_seconds_f64() * 1000.0);
                     if let Some(id) = frame.data.and_then(|data| data.id) {
-                        local.deliveries.push((id.to_owned(), latency));
+                        local.deliveries.push((id.to_owned(), latency, received));
                     }
                     local.seqs.extend(frame.seq);
                     delivered.fetch_add(1, Ordering::Relaxed);
@@ -274,6 +274,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Events: tasks created at `rate` per second.
     let mut created: Vec<String> = Vec::with_capacity(args.events);
+    let mut responded: std::collections::HashMap<String, OffsetDateTime> = std::collections::HashMap::new();
     let mut create_errors = 0usize;
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
     let mut ticker = tokio::time::interval(interval);
@@ -291,12 +292,16 @@ async fn main() -> anyhow::Result<()> {
                 return None;
             }
             let task: Value = response.json().await.ok()?;
-            task["id"].as_str().map(str::to_owned)
+            let at = OffsetDateTime::now_utc();
+            task["id"].as_str().map(|id| (id.to_owned(), at))
         }));
     }
     for task in pending {
         match task.await.ok().flatten() {
-            Some(id) => created.push(id),
+            Some((id, at)) => {
+                responded.insert(id.clone(), at);
+                created.push(id);
+            }
             None => create_errors += 1,
         }
     }
@@ -308,18 +313,22 @@ async fn main() -> anyhow::Result<()> {
     }
     stop.send_replace(true);
     let expected: HashSet<&str> = created.iter().map(String::as_str).collect();
+    let mut after_response = Vec::new();
     let (mut latencies, mut losses, mut duplicates, mut closed_early, mut unordered) =
         (Vec::new(), 0usize, 0usize, 0usize, 0usize);
     for (seen, handle) in readers {
         let _ = handle.await;
         let seen = seen.lock().await;
         let mut distinct = HashSet::new();
-        for (id, latency) in &seen.deliveries {
+        for (id, latency, received) in &seen.deliveries {
             if !expected.contains(id.as_str()) {
                 continue;
             }
             if distinct.insert(id.as_str()) {
                 latencies.push(*latency);
+                if let Some(responded) = responded.get(id) {
+                    after_response.push(((*received - *responded).as_seconds_f64() * 1000.0).max(0.0));
+                }
             } else {
                 duplicates += 1;
             }
@@ -338,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
         "deliveries": { "expected": created.len() * connected, "received": latencies.len(),
                         "losses": losses, "duplicates": duplicates, "out_of_order": unordered },
         "delivery_latency_ms": summary(latencies.clone()),
+        "after_http_response_ms": summary(after_response),
         "server_rss_kb": { "before": rss_before, "connected": rss_connected,
                            "per_connection_bytes": match (rss_before, rss_connected) {
                                (Some(before), Some(after)) if connected > 0 =>
