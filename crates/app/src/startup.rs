@@ -240,6 +240,10 @@ fn realtime(
         ..WsSettings::default()
     };
     let log = Arc::new(PgEventLog::new(pg_pool.clone(), &settings.database.url));
+    // The relay reads on a connection of its own: behind a saturated pool it would add the
+    // requests' queueing to every delivery.
+    let relay_pool = gad_pg::build_pool(&PgSettings { max_connections: 1, ..pg_settings(settings) })?;
+    let relay_log = Arc::new(PgEventLog::new(relay_pool, &settings.database.url));
     let tickets = Arc::new(PgTicketStore::new(pg_pool.clone()));
     let peers: Option<Arc<dyn CommitAnnouncements>> = match (&settings.redis.url, redis) {
         (Some(url), Some(redis)) => {
@@ -249,7 +253,7 @@ fn realtime(
         }
         _ => None,
     };
-    Ok(Realtime::start(ws_settings, log, tickets, revocations, peers))
+    Ok(Realtime::start(ws_settings, log, relay_log, tickets, revocations, peers))
 }
 
 /// Limits per client and user: counted in Redis when configured (falling back to this process

@@ -92,11 +92,14 @@ impl std::fmt::Debug for Realtime {
 
 impl Realtime {
     /// Builds the service and starts its relay and revocation sweeper (needs a tokio runtime).
+    /// `relay_log` is what the relay reads through: best on connections of its own, so that it
+    /// never queues behind requests for a pooled connection; `log` serves replays.
     /// `peers` exchanges commit announcements with the other instances (Redis); `None` runs
     /// alone (PostgreSQL notifications and polling still see every commit).
     pub fn start(
         settings: WsSettings,
         log: Arc<dyn EventLog>,
+        relay_log: Arc<dyn EventLog>,
         tickets: Arc<dyn TicketStore>,
         revocations: Arc<dyn Revocations>,
         peers: Option<Arc<dyn CommitAnnouncements>>,
@@ -109,7 +112,7 @@ impl Realtime {
         });
         let relay = Relay {
             hub: Arc::clone(&hub),
-            log: Arc::clone(&log),
+            log: relay_log,
             wake: Arc::new(Notify::new()),
             poll_interval: settings.poll_interval,
             peers,
