@@ -26,6 +26,7 @@ use crate::routes;
         (name = "officers", description = "Field officers: profiles, positions, availability, nearest search"),
         (name = "tasks", description = "Tasks, their state machine, history and assignments"),
     ),
+    paths(routes::ws_tickets::ws_connect),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)
 )]

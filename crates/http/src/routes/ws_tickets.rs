@@ -75,3 +75,24 @@ pub(crate) async fn create_ws_ticket(
     tickets.0.insert(ticket_hash(&ticket), &grant, expires_at).await?;
     Ok(HttpResponse::Created().json(TicketView { ticket, expires_at }))
 }
+
+/// The WebSocket itself. Served by the real-time service (`gad-ws`), which the app registers on
+/// this listener; described here so that the document lists every route. Authenticate with the
+/// bearer header or `?ticket=`; the protocol is in docs/WEBSOCKET.md.
+#[utoipa::path(
+    get,
+    path = "/ws/connect",
+    tag = "realtime",
+    security(("bearer" = []), ()),
+    params(("ticket" = Option<String>, Query, description = "a single-use ticket from POST /api/v1/ws/tickets (browsers)")),
+    responses(
+        (status = 101, description = "switched to the WebSocket protocol; see docs/WEBSOCKET.md"),
+        (status = 400, description = "authenticated, but not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "missing, invalid or revoked token; unknown, used or expired ticket", body = ErrorBody),
+        (status = 403, description = "an Origin outside the allow-list", body = ErrorBody),
+        (status = 429, description = "too many sockets for this user on this instance", body = ErrorBody),
+        (status = 503, description = "this instance holds its maximum of sockets, or a dependency is down", body = ErrorBody),
+    )
+)]
+#[expect(dead_code, reason = "describes the route that gad-ws serves")]
+pub(crate) fn ws_connect() {}
