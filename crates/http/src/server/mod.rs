@@ -151,6 +151,9 @@ pub fn api_server_with(
     let mut shared = Shared::new(state, Some(auth), metrics, settings)?;
     shared.extra = extra;
     let mut server = HttpServer::new(move || api_app(shared.clone()))
+        // Small writes (WebSocket frames, short responses) leave at once instead of waiting for
+        // the peer's delayed ACK (Nagle).
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs());
     if let Some(workers) = settings.workers {
