@@ -588,3 +588,52 @@ async fn websocket_metrics_are_exposed() {
         assert!(metrics.contains(name), "{name} missing");
     }
 }
+
+#[tokio::test]
+async fn officer_events_and_emergency_alerts_reach_their_topics() {
+    let desk = desk().await;
+    let (ana, ana_token) = officer(&desk, "ana@x.org").await;
+    let mut dashboard = connect(&desk.app, &desk.operator).await;
+    dashboard.subscribe(&["officers", "alerts"]).await;
+    let mut ana_client = connect(&desk.app, &ana_token).await;
+    ana_client.subscribe(&["tasks:mine"]).await;
+
+    let path = format!("/api/v1/officers/{ana}/availability");
+    let response = desk.app.send(Method::PUT, &path, &ana_token, Some(json!({"availability": "off_duty"}))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let event = dashboard.next().await;
+    assert_eq!(
+        (event["type"].as_str(), event["topic"].as_str()),
+        (Some("officer.availability_changed"), Some("officers"))
+    );
+    assert_eq!(event["data"]["availability"], "off_duty");
+
+    // Nobody available: the task is created unassigned and the alert still goes out.
+    let response = desk
+        .app
+        .send(Method::POST, "/api/v1/tasks/emergency", &desk.operator, Some(json!({"lat": 40.4168, "lng": -3.7038})))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let alert = dashboard.next().await;
+    assert_eq!((alert["type"].as_str(), alert["topic"].as_str()), (Some("alert.emergency"), Some("alerts")));
+    assert!(alert["data"]["officer_id"].is_null());
+    assert!(ana_client.next_within(Duration::from_millis(300)).await.is_none(), "not ana's task");
+}
+
+#[tokio::test]
+async fn the_instance_cap_refuses_the_handshake_with_503() {
+    let app = TestApp::spawn_configured(Options::default(), |settings| settings.ws.max_connections = 1).await;
+    let desk = desk_with(app).await;
+    let first = connect(&desk.app, &desk.operator).await;
+    assert_eq!(try_connect(&desk.app, Some(Auth::Bearer(&desk.supervisor)), None).await.err(), Some(503));
+    drop(first);
+    // The slot comes back once the server has seen the socket go.
+    let deadline = Instant::now() + SOON;
+    loop {
+        match try_connect(&desk.app, Some(Auth::Bearer(&desk.supervisor)), None).await {
+            Ok(_) => break,
+            Err(503) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(status) => panic!("{status}"),
+        }
+    }
+}
