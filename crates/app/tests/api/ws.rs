@@ -637,3 +637,20 @@ async fn the_instance_cap_refuses_the_handshake_with_503() {
         }
     }
 }
+
+#[tokio::test]
+async fn browsers_from_allowed_origins_connect_with_a_ticket() {
+    let app = TestApp::spawn_configured(Options::default(), |settings| {
+        settings.http.cors_allowed_origins = vec!["https://ops.example".into()];
+    })
+    .await;
+    let desk = desk_with(app).await;
+    let first = ticket(&desk.app, &desk.operator).await;
+    let mut client = try_connect(&desk.app, Some(Auth::Ticket(&first)), Some("https://ops.example"))
+        .await
+        .unwrap_or_else(|status| panic!("{status}"));
+    assert_eq!(client.next().await["type"], "connection_ack");
+    let other = ticket(&desk.app, &desk.operator).await;
+    let refused = try_connect(&desk.app, Some(Auth::Ticket(&other)), Some("https://ops.example.evil")).await;
+    assert_eq!(refused.err(), Some(403));
+}
