@@ -10,13 +10,14 @@ use gad_domain::health::DependencyCheck;
 use gad_domain::limits::{Rate, RateLimiter};
 use gad_http::Services;
 use gad_http::auth::{TokenIssuer, TokenSettings};
+use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint};
 use gad_pg::{
-    PgAuditLog, PgAuthStore, PgConsentStore, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings, PgTaskStore,
-    PgUserStore, PostgresCheck,
+    PgAuditLog, PgAuthStore, PgConsentStore, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings, PgStatsStore,
+    PgTaskStore, PgUserStore, PostgresCheck,
 };
-use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
+use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisResponseCache, RedisSettings, RevocationChannel};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 
@@ -199,6 +200,11 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         officers: Arc::new(PgOfficerStore::new(pg_pool.clone())),
         tasks: Arc::new(PgTaskStore::new(pg_pool.clone())),
         idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),
+        stats: Arc::new(PgStatsStore::new(pg_pool.clone())),
+        response_cache: match redis {
+            Some(redis) => Arc::new(RedisResponseCache::new(redis.connection.clone(), &settings.redis.key_prefix)),
+            None => Arc::new(InProcessResponseCache::default()),
+        },
         rate_limits: rate_limit_policy(settings, redis, &tokens),
         tokens,
     })

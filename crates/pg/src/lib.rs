@@ -14,6 +14,7 @@ mod officers;
 pub mod pool;
 #[rustfmt::skip]
 pub mod schema;
+mod stats;
 mod tasks;
 pub mod users;
 
@@ -24,5 +25,6 @@ pub use health::PostgresCheck;
 pub use idempotency::PgIdempotencyStore;
 pub use officers::PgOfficerStore;
 pub use pool::{PgPool, PgSettings, build_pool};
+pub use stats::PgStatsStore;
 pub use tasks::PgTaskStore;
 pub use users::PgUserStore;

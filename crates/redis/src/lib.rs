@@ -1,11 +1,13 @@
 //! The Redis adapter. Redis is optional: without `REDIS_URL` the app runs as a single instance
 //! with in-process implementations of the same ports.
 
+mod cache;
 mod health;
 mod limits;
 mod pool;
 mod revocations;
 
+pub use cache::RedisResponseCache;
 pub use health::RedisCheck;
 pub use limits::RedisRateLimiter;
 pub use pool::{RedisPool, RedisSettings, build_pool, shared_connection};

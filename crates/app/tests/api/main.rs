@@ -12,5 +12,6 @@ mod metrics;
 mod officers;
 mod records;
 mod shutdown;
+mod stats;
 mod tasks;
 mod users;
