@@ -191,9 +191,21 @@ async fn record(
     event_type: &'static str,
     entry: &AuditEntry,
 ) -> Result<Task, Failure> {
+    record_for(conn, id, event_type, entry, &[]).await
+}
+
+/// Like `record`, the event also reaching `former` users (an officer just unassigned learns it).
+async fn record_for(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    event_type: &'static str,
+    entry: &AuditEntry,
+    former: &[Uuid],
+) -> Result<Task, Failure> {
     let task = load(conn, id).await?.ok_or(TaskError::NotFound)?;
     audit::append(conn, entry).await?;
-    let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
+    let audience: Vec<Uuid> =
+        task.officer_user_ids.iter().map(|user| user.as_uuid()).chain(former.iter().copied()).collect();
     let payload =
         serde_json::to_value(&task).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
     events::append(
@@ -689,16 +701,25 @@ impl TaskStore for PgTaskStore {
         let mut conn = connection(&self.pool).await?;
         conn.transaction(async |conn| {
             load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-            let removed = diesel::sql_query("DELETE FROM task_assignments WHERE task_id = $1 AND officer_id = $2")
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .bind::<SqlUuid, _>(officer.as_uuid())
-                .execute(conn)
-                .await?;
-            if removed == 0 {
-                return Err(TaskError::NotFound.into());
+            #[derive(QueryableByName)]
+            struct Removed {
+                #[diesel(sql_type = SqlUuid)]
+                user_id: Uuid,
             }
+            let removed: Option<Removed> = diesel::sql_query(
+                "DELETE FROM task_assignments a USING officers o \
+                 WHERE a.task_id = $1 AND a.officer_id = $2 AND o.id = a.officer_id RETURNING o.user_id",
+            )
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .bind::<SqlUuid, _>(officer.as_uuid())
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(removed) = removed else {
+                return Err(TaskError::NotFound.into());
+            };
             release_officers(conn, &[officer.as_uuid()]).await?;
-            record(conn, id.as_uuid(), "task.unassigned", &entry).await
+            record_for(conn, id.as_uuid(), "task.unassigned", &entry, &[removed.user_id]).await
         })
         .await
         .map_err(task_error)

@@ -279,6 +279,19 @@ async fn assignments_add_and_remove_officers() {
         .await
         .unwrap();
     assert_eq!(removed["officer_ids"], json!([eva]));
+    #[derive(QueryableByName)]
+    struct Audience {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        members: i64,
+    }
+    let audience: Audience = sql_query(
+        "SELECT cardinality(audience)::bigint AS members FROM event_log WHERE event_type = 'task.unassigned' \
+           AND audience @> (SELECT array_agg(user_id) FROM officers)",
+    )
+    .get_result(&mut desk.app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(audience.members, 2, "the officer removed hears of it, and so does the one who stays");
     let again = desk.app.send(Method::DELETE, &format!("{assignments}/{ana}"), &desk.operator, None).await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 
