@@ -6,6 +6,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
 use uuid::Uuid;
 
+use crate::prepared::Prepare;
+
 /// One event to append.
 pub(crate) struct NewEvent<'a> {
     pub(crate) event_type: &'static str,
@@ -31,6 +33,7 @@ pub(crate) async fn append(conn: &mut AsyncPgConnection, event: NewEvent<'_>) ->
     .bind::<Nullable<SqlUuid>, _>(event.entry.actor.map(|(id, _)| id.as_uuid()))
     .bind::<Nullable<Text>, _>(event.entry.context.request_id.as_deref())
     .bind::<Jsonb, _>(event.payload)
+    .prepared()
     .execute(conn)
     .await
     .map(drop)

@@ -12,6 +12,7 @@ mod idempotency;
 pub mod migrations;
 mod officers;
 pub mod pool;
+mod prepared;
 #[rustfmt::skip]
 pub mod schema;
 mod stats;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 
 #[derive(Clone)]
 pub struct PgStatsStore {
@@ -81,7 +82,7 @@ struct UserCounts {
 }
 
 async fn version(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64> {
-    diesel::sql_query(VERSION).get_result::<Count>(conn).await.map(|row| row.count)
+    diesel::sql_query(VERSION).prepared().get_result::<Count>(conn).await.map(|row| row.count)
 }
 
 /// Figures over the live tasks created in the window, only those assigned to `assigned_to`'s
@@ -112,6 +113,7 @@ async fn task_figures(
     .bind::<Nullable<Timestamptz>, _>(window.from)
     .bind::<Nullable<Timestamptz>, _>(window.to)
     .bind::<Nullable<SqlUuid>, _>(assigned_to)
+    .prepared()
     .load(conn)
     .await?;
     sum_up(&groups).map_err(|error| {
@@ -160,6 +162,7 @@ impl StatsStore for PgStatsStore {
                     "SELECT availability::text AS availability, count(*) AS count FROM officers \
                      WHERE deleted_at IS NULL GROUP BY availability",
                 )
+                .prepared()
                 .load(conn)
                 .await?;
                 Ok((version, tasks, officers))
@@ -199,6 +202,7 @@ impl StatsStore for PgStatsStore {
                 .bind::<SqlUuid, _>(user.as_uuid())
                 .bind::<Timestamptz, _>(from)
                 .bind::<Timestamptz, _>(to)
+                .prepared()
                 .get_result(conn)
                 .await?;
                 Ok((version, assigned, counts))

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
+use diesel::query_builder::BoxedSqlQuery;
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
@@ -23,6 +24,7 @@ use crate::audit;
 use crate::errors::{query_error, violated_unique_constraint};
 use crate::events::{self, NewEvent};
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 
 #[derive(Clone)]
 pub struct PgTaskStore {
@@ -178,6 +180,7 @@ async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Task
     let row: Option<TaskRow> =
         diesel::sql_query(format!("SELECT {COLUMNS} FROM tasks t WHERE t.id = $1 AND t.deleted_at IS NULL"))
             .bind::<SqlUuid, _>(id)
+            .prepared()
             .get_result(conn)
             .await
             .optional()?;
@@ -241,6 +244,7 @@ async fn add_officers(
     .bind::<SqlUuid, _>(task)
     .bind::<Array<SqlUuid>, _>(&wanted)
     .bind::<Nullable<SqlUuid>, _>(by)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(())
@@ -254,6 +258,7 @@ async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> Qu
                            WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused'))",
     )
     .bind::<Array<SqlUuid>, _>(officers)
+    .prepared()
     .execute(conn)
     .await
     .map(drop)
@@ -262,15 +267,13 @@ async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> Qu
 async fn occupy_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> QueryResult<()> {
     diesel::sql_query("UPDATE officers SET availability = 'on_task' WHERE id = ANY($1) AND availability <> 'on_task'")
         .bind::<Array<SqlUuid>, _>(officers)
+        .prepared()
         .execute(conn)
         .await
         .map(drop)
 }
 
-fn bind_fields<'a>(
-    statement: diesel::query_builder::SqlQuery,
-    fields: &'a TaskFields,
-) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+fn bind_fields<'a>(statement: diesel::query_builder::SqlQuery, fields: &'a TaskFields) -> BoxedQuery<'a> {
     statement
         .into_boxed()
         .bind::<Text, _>(fields.title.as_str())
@@ -285,6 +288,42 @@ fn bind_fields<'a>(
         .bind::<SqlUuid, _>(fields.delegate_id.as_uuid())
         .bind::<Nullable<Text>, _>(fields.notes.as_deref())
 }
+
+/// A statement built from the filters present: each `?` of an appended fragment becomes the
+/// next numbered parameter, bound by the fragment's own closure in the same order.
+struct Filtered<'a> {
+    query: BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>,
+    parameters: usize,
+}
+
+impl<'a> Filtered<'a> {
+    fn new(select: String) -> Self {
+        Self { query: diesel::sql_query(select).into_boxed(), parameters: 0 }
+    }
+
+    /// Appends ` AND <predicate>`.
+    fn and(self, predicate: &str, bind: impl FnOnce(BoxedQuery<'a>) -> BoxedQuery<'a>) -> Self {
+        self.then(&format!(" AND {predicate}"), bind)
+    }
+
+    fn then(mut self, fragment: &str, bind: impl FnOnce(BoxedQuery<'a>) -> BoxedQuery<'a>) -> Self {
+        let mut numbered = String::with_capacity(fragment.len() + 8);
+        for (index, piece) in fragment.split('?').enumerate() {
+            if index > 0 {
+                self.parameters += 1;
+                numbered.push_str(&format!("${}", self.parameters));
+            }
+            numbered.push_str(piece);
+        }
+        Self { query: bind(self.query.sql(numbered)), parameters: self.parameters }
+    }
+
+    fn prepared(self) -> crate::prepared::Prepared<BoxedQuery<'a>> {
+        self.query.prepared()
+    }
+}
+
+type BoxedQuery<'a> = BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
 
 /// `$1..$11` of `bind_fields`, as stored.
 const FIELD_VALUES: &str = "$1, $2, $3::task_kind, $4::task_priority, $5, $6, \
@@ -304,6 +343,7 @@ impl TaskStore for PgTaskStore {
                 .bind::<SqlUuid, _>(task.id.as_uuid())
                 .bind::<Nullable<Text>, _>(task.code.as_deref())
                 .bind::<SqlUuid, _>(task.created_by.as_uuid())
+                .prepared()
                 .execute(conn)
                 .await?;
             add_officers(conn, task.id.as_uuid(), &task.officer_ids, Some(task.created_by.as_uuid())).await?;
@@ -319,55 +359,73 @@ impl TaskStore for PgTaskStore {
     }
 
     async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
-        let statuses: Vec<&str> = query.statuses.iter().map(|status| status.as_str()).collect();
+        // Only the filters present become predicates, so that each combination is a statement of
+        // its own, kept prepared with a plan that fits it.
+        let mut statement = Filtered::new(format!("SELECT {COLUMNS} FROM tasks t WHERE t.deleted_at IS NULL"));
+        if !query.statuses.is_empty() {
+            let statuses: Vec<&str> = query.statuses.iter().map(|status| status.as_str()).collect();
+            statement = statement.and("t.status::text = ANY(?)", |q| q.bind::<Array<Text>, _>(statuses));
+        }
+        if let Some(priority) = query.priority {
+            statement = statement.and("t.priority = ?::task_priority", |q| q.bind::<Text, _>(priority.as_str()));
+        }
+        if let Some(kind) = query.kind {
+            statement = statement.and("t.kind = ?::task_kind", |q| q.bind::<Text, _>(kind.as_str()));
+        }
+        if let Some(officer) = query.officer_id {
+            statement = statement
+                .and("EXISTS (SELECT 1 FROM task_assignments a WHERE a.task_id = t.id AND a.officer_id = ?)", |q| {
+                    q.bind::<SqlUuid, _>(officer.as_uuid())
+                });
+        }
+        if let Some(delegate) = query.delegate_id {
+            statement = statement.and("t.delegate_id = ?", |q| q.bind::<SqlUuid, _>(delegate.as_uuid()));
+        }
+        if let Some(user) = query.assigned_to_user {
+            statement = statement.and(
+                "EXISTS (SELECT 1 FROM task_assignments a JOIN officers o ON o.id = a.officer_id \
+                         WHERE a.task_id = t.id AND o.user_id = ?)",
+                |q| q.bind::<SqlUuid, _>(user.as_uuid()),
+            );
+        }
+        if let Some(from) = query.created_from {
+            statement = statement.and("t.created_at >= ?", |q| q.bind::<Timestamptz, _>(from));
+        }
+        if let Some(to) = query.created_to {
+            statement = statement.and("t.created_at < ?", |q| q.bind::<Timestamptz, _>(to));
+        }
+        if let Some(q) = &query.q {
+            let pattern = crate::users::like_pattern(q);
+            statement = statement.and("(t.title ILIKE ? OR t.code ILIKE ?)", |statement| {
+                statement.bind::<Text, _>(pattern.clone()).bind::<Text, _>(pattern)
+            });
+        }
+        if let Some((point, radius)) = query.near {
+            statement = statement
+                .and("ST_DWithin(t.location, ST_SetSRID(ST_MakePoint(?, ?), 4326)::geography, ?)", |q| {
+                    q.bind::<Double, _>(point.lng()).bind::<Double, _>(point.lat()).bind::<Double, _>(radius)
+                });
+        }
         // Keyset pagination: the cursor task's own sort key bounds the next page, so pages stay
         // stable while tasks are inserted.
         let (order, after) = match query.sort {
-            TaskSort::Newest => ("t.id DESC", "t.id < $7"),
+            TaskSort::Newest => ("t.id DESC", "t.id < ?"),
             TaskSort::Priority => (
                 "t.priority DESC, t.id DESC",
-                "(t.priority, t.id) < (SELECT c.priority, c.id FROM tasks c WHERE c.id = $7)",
+                "(t.priority, t.id) < (SELECT c.priority, c.id FROM tasks c WHERE c.id = ?)",
             ),
             TaskSort::ScheduledStart => (
                 "t.scheduled_start, t.id",
-                "(t.scheduled_start, t.id) > (SELECT c.scheduled_start, c.id FROM tasks c WHERE c.id = $7)",
+                "(t.scheduled_start, t.id) > (SELECT c.scheduled_start, c.id FROM tasks c WHERE c.id = ?)",
             ),
         };
-        let pattern = query.q.as_deref().map(crate::users::like_pattern);
+        if let Some(cursor) = query.after {
+            statement = statement.and(after, |q| q.bind::<SqlUuid, _>(cursor.as_uuid()));
+        }
+        let limit = i32::try_from(query.limit).unwrap_or(i32::MAX);
+        let statement = statement.then(&format!(" ORDER BY {order} LIMIT ?"), |q| q.bind::<Integer, _>(limit));
         let mut conn = connection(&self.pool).await?;
-        let rows: Vec<TaskRow> = diesel::sql_query(format!(
-            "SELECT {COLUMNS} FROM tasks t WHERE t.deleted_at IS NULL \
-               AND (cardinality($1::text[]) = 0 OR t.status::text = ANY($1)) \
-               AND ($2::text IS NULL OR t.priority = $2::task_priority) \
-               AND ($3::text IS NULL OR t.kind = $3::task_kind) \
-               AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM task_assignments a WHERE a.task_id = t.id AND a.officer_id = $4)) \
-               AND ($5::uuid IS NULL OR t.delegate_id = $5) \
-               AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM task_assignments a JOIN officers o ON o.id = a.officer_id \
-                                                WHERE a.task_id = t.id AND o.user_id = $6)) \
-               AND ($7::uuid IS NULL OR {after}) \
-               AND ($9::timestamptz IS NULL OR t.created_at >= $9) \
-               AND ($10::timestamptz IS NULL OR t.created_at < $10) \
-               AND ($11::text IS NULL OR t.title ILIKE $11 OR t.code ILIKE $11) \
-               AND ($12::float8 IS NULL OR ST_DWithin(t.location, ST_SetSRID(ST_MakePoint($13, $12), 4326)::geography, $14)) \
-             ORDER BY {order} LIMIT $8"
-        ))
-        .bind::<Array<Text>, _>(statuses)
-        .bind::<Nullable<Text>, _>(query.priority.map(|priority| priority.as_str()))
-        .bind::<Nullable<Text>, _>(query.kind.map(|kind| kind.as_str()))
-        .bind::<Nullable<SqlUuid>, _>(query.officer_id.map(OfficerId::as_uuid))
-        .bind::<Nullable<SqlUuid>, _>(query.delegate_id.map(UserId::as_uuid))
-        .bind::<Nullable<SqlUuid>, _>(query.assigned_to_user.map(UserId::as_uuid))
-        .bind::<Nullable<SqlUuid>, _>(query.after.map(TaskId::as_uuid))
-        .bind::<Integer, _>(i32::try_from(query.limit).unwrap_or(i32::MAX))
-        .bind::<Nullable<Timestamptz>, _>(query.created_from)
-        .bind::<Nullable<Timestamptz>, _>(query.created_to)
-        .bind::<Nullable<Text>, _>(pattern)
-        .bind::<Nullable<Double>, _>(query.near.map(|(point, _)| point.lat()))
-        .bind::<Nullable<Double>, _>(query.near.map(|(point, _)| point.lng()))
-        .bind::<Nullable<Double>, _>(query.near.map(|(_, radius)| radius))
-        .load(&mut conn)
-        .await
-        .map_err(query_error)?;
+        let rows: Vec<TaskRow> = statement.prepared().load(&mut conn).await.map_err(query_error)?;
         rows.into_iter().map(TaskRow::into_task).collect()
     }
 
@@ -411,6 +469,7 @@ impl TaskStore for PgTaskStore {
                 .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
             diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
                 .bind::<SqlUuid, _>(id.as_uuid())
+                .prepared()
                 .execute(conn)
                 .await?;
             audit::append(conn, &entry).await?;
@@ -451,6 +510,7 @@ impl TaskStore for PgTaskStore {
                 "SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
             )
             .bind::<SqlUuid, _>(id.as_uuid())
+            .prepared()
             .get_result(conn)
             .await
             .optional()?
@@ -471,6 +531,7 @@ impl TaskStore for PgTaskStore {
             .bind::<SqlUuid, _>(id.as_uuid())
             .bind::<Text, _>(to.as_str())
             .bind::<Text, _>(action.as_str())
+            .prepared()
             .execute(conn)
             .await?;
             diesel::sql_query(
@@ -483,6 +544,7 @@ impl TaskStore for PgTaskStore {
             .bind::<Text, _>(action.as_str())
             .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
             .bind::<Nullable<Text>, _>(reason.as_deref())
+            .prepared()
             .execute(conn)
             .await?;
             let officers: Vec<Uuid> = crate::schema::task_assignments::table
@@ -523,6 +585,7 @@ impl TaskStore for PgTaskStore {
              FROM task_status_history WHERE task_id = $1 ORDER BY id",
         )
         .bind::<SqlUuid, _>(id.as_uuid())
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -582,6 +645,7 @@ impl TaskStore for PgTaskStore {
             )
             .bind::<Double, _>(point.lat())
             .bind::<Double, _>(point.lng())
+            .prepared()
             .get_result(conn)
             .await
             .optional()?;
@@ -650,6 +714,7 @@ impl TaskStore for PgTaskStore {
         .bind::<Double, _>(center.lat())
         .bind::<Double, _>(center.lng())
         .bind::<Double, _>(radius_m)
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -663,6 +728,7 @@ impl TaskStore for PgTaskStore {
         .bind::<Double, _>(center.lat())
         .bind::<Double, _>(center.lng())
         .bind::<Double, _>(radius_m)
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -712,6 +778,7 @@ impl TaskStore for PgTaskStore {
             )
             .bind::<SqlUuid, _>(id.as_uuid())
             .bind::<SqlUuid, _>(officer.as_uuid())
+            .prepared()
             .get_result(conn)
             .await
             .optional()?;
