@@ -351,7 +351,8 @@ impl OfficerStore for PgOfficerStore {
     async fn nearest(&self, query: &NearestQuery) -> Result<Vec<NearbyOfficer>, StoreError> {
         // The availability and distance predicates are spelled out only when asked for, so that
         // the planner can use the partial index of available officers and each variant keeps a
-        // plan of its own.
+        // plan of its own; the limit is written in for the same reason (a bound limit leaves the
+        // planner guessing and re-planning on every execution).
         let available = if query.available_only { "AND o.availability = 'available'" } else { "" };
         let point = "ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography";
         let within = match query.max_distance_m {
@@ -362,14 +363,14 @@ impl OfficerStore for PgOfficerStore {
             "SELECT {COLUMNS}, ST_Distance(o.location, {point}) AS distance_m FROM officers o \
              WHERE o.deleted_at IS NULL AND o.location IS NOT NULL {available} \
                {within} \
-             ORDER BY o.location <-> {point} LIMIT $4"
+             ORDER BY o.location <-> {point} LIMIT {limit}",
+            limit = query.limit
         );
         let mut conn = connection(&self.pool).await?;
         let rows: Vec<NearbyRow> = diesel::sql_query(statement)
             .bind::<Double, _>(query.point.lat())
             .bind::<Double, _>(query.point.lng())
             .bind::<Nullable<Double>, _>(query.max_distance_m)
-            .bind::<Integer, _>(i32::try_from(query.limit).unwrap_or(i32::MAX))
             .prepared()
             .load(&mut conn)
             .await

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::query_builder::BoxedSqlQuery;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
 use gad_domain::error::StoreError;
@@ -422,8 +422,9 @@ impl TaskStore for PgTaskStore {
         if let Some(cursor) = query.after {
             statement = statement.and(after, |q| q.bind::<SqlUuid, _>(cursor.as_uuid()));
         }
-        let limit = i32::try_from(query.limit).unwrap_or(i32::MAX);
-        let statement = statement.then(&format!(" ORDER BY {order} LIMIT ?"), |q| q.bind::<Integer, _>(limit));
+        // The limit is written into the statement: bound, it would leave PostgreSQL guessing the
+        // page size and re-planning on every execution instead of keeping one plan per size.
+        let statement = statement.then(&format!(" ORDER BY {order} LIMIT {}", query.limit), |q| q);
         let mut conn = connection(&self.pool).await?;
         let rows: Vec<TaskRow> = statement.prepared().load(&mut conn).await.map_err(query_error)?;
         rows.into_iter().map(TaskRow::into_task).collect()
