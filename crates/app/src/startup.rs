@@ -14,8 +14,8 @@ use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint};
 use gad_pg::{
-    PgAuditLog, PgAuthStore, PgConsentStore, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings, PgStatsStore,
-    PgTaskStore, PgUserStore, PostgresCheck,
+    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings,
+    PgStatsStore, PgTaskStore, PgUserStore, PostgresCheck,
 };
 use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisResponseCache, RedisSettings, RevocationChannel};
 use redis::aio::ConnectionManager;
@@ -92,6 +92,7 @@ impl Application {
             None => None,
         };
         let redis_pool = redis.as_ref().map(|redis| redis.pool.clone());
+        spawn_event_numbering(EventNumbering::new(pg_pool.clone()));
 
         let mut dependencies: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(PostgresCheck::new(pg_pool.clone()))];
         if let Some(pool) = &redis_pool {
@@ -156,6 +157,23 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// How often events left unnumbered (their writer stopped right after its commit) are numbered.
+const EVENT_NUMBERING_SWEEP: Duration = Duration::from_secs(1);
+
+fn spawn_event_numbering(numbering: EventNumbering) {
+    tokio::spawn(async move {
+        let mut sweep = tokio::time::interval(EVENT_NUMBERING_SWEEP);
+        loop {
+            sweep.tick().await;
+            match numbering.sweep().await {
+                Ok(0) => {}
+                Ok(numbered) => tracing::debug!(numbered, "numbered events the writers had not numbered yet"),
+                Err(error) => tracing::debug!(%error, "event numbering sweep failed"),
+            }
+        }
+    });
 }
 
 /// The API's ports: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis

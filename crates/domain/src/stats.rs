@@ -1,8 +1,10 @@
 //! Statistics (SPEC §4): what the operations centre has done, for supervisors (the overview) and
 //! for each user. Figures are computed by the store in one snapshot together with the *version*
-//! of the data they describe: the sequence of the newest event that can change them. Any task
+//! of the data they describe: the number of the newest event that can change them. Any task
 //! write or availability change appends such an event in its own transaction, so a cached figure
-//! keyed by its version is never served after the data moved on, on any instance.
+//! keyed by its version is never served after the data moved on, on any instance. Events are
+//! numbered just after their commit; while one is committed but not yet numbered there is no
+//! version, and figures are computed without the cache.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -83,10 +85,10 @@ pub struct UserStats {
     pub delegated: i64,
 }
 
-/// Figures together with the version of the data they were computed from.
+/// Figures together with the version of the data they were computed from (none: not cacheable).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned<T> {
-    pub version: i64,
+    pub version: Option<i64>,
     pub value: T,
 }
 
@@ -100,8 +102,8 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 
 #[async_trait]
 pub trait StatsStore: Send + Sync {
-    /// The current version: cheap, asked before every cache lookup.
-    async fn version(&self) -> Result<i64, StoreError>;
+    /// The current version, if there is one: cheap, asked before every cache lookup.
+    async fn version(&self) -> Result<Option<i64>, StoreError>;
     async fn overview(&self, window: Window) -> Result<Versioned<Overview>, StoreError>;
     async fn user(&self, user: UserId, days: u16) -> Result<Versioned<UserStats>, StoreError>;
 }

@@ -17,9 +17,10 @@ pub(crate) struct CachedJson {
 
 /// The body stored under `key` at the data's current version, or a freshly computed one, stored
 /// under the version it was computed from (which may already be newer than the one looked up).
+/// Without a version (a change not yet numbered) the cache is neither read nor written.
 pub(crate) async fn versioned_json<T, Compute, Fut>(
     cache: &dyn ResponseCache,
-    current_version: i64,
+    current_version: Option<i64>,
     key: impl Fn(i64) -> String,
     compute: Compute,
 ) -> Result<CachedJson, StoreError>
@@ -28,12 +29,16 @@ where
     Compute: FnOnce() -> Fut,
     Fut: Future<Output = Result<Versioned<T>, StoreError>>,
 {
-    if let Some(body) = cache.get(&key(current_version)).await {
+    if let Some(version) = current_version
+        && let Some(body) = cache.get(&key(version)).await
+    {
         return Ok(CachedJson { body, hit: true });
     }
     let computed = compute().await?;
     let body = serde_json::to_vec(&computed.value).map_err(StoreError::unexpected)?;
-    cache.put(&key(computed.version), &body, CACHE_TTL).await;
+    if let Some(version) = computed.version {
+        cache.put(&key(version), &body, CACHE_TTL).await;
+    }
     Ok(CachedJson { body, hit: false })
 }
 

@@ -22,6 +22,7 @@ pub mod users;
 pub use audit::PgAuditLog;
 pub use auth::PgAuthStore;
 pub use consent::PgConsentStore;
+pub use events::EventNumbering;
 pub use health::PostgresCheck;
 pub use idempotency::PgIdempotencyStore;
 pub use officers::PgOfficerStore;

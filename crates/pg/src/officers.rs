@@ -316,6 +316,7 @@ impl OfficerStore for PgOfficerStore {
                 Ok(reload_with_event(conn, id.as_uuid(), Some("officer.location_updated"), &entry).await?)
             })
             .await;
+        let outcome = events::after_commit(&mut conn, outcome).await;
         match outcome {
             Ok(officer) => Ok(officer),
             Err(LocationFailure::ConsentRequired) => Err(OfficerError::ConsentRequired),
@@ -330,22 +331,24 @@ impl OfficerStore for PgOfficerStore {
         entry: AuditEntry,
     ) -> Result<Option<Officer>, StoreError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let changed = diesel::sql_query(
-                "UPDATE officers SET availability = $2::officer_availability WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<Text, _>(availability.as_str())
-            .prepared()
-            .execute(conn)
-            .await?;
-            if changed == 0 {
-                return Ok(None);
-            }
-            reload_with_event(conn, id.as_uuid(), Some("officer.availability_changed"), &entry).await
-        })
-        .await
-        .map_err(query_error)
+        let outcome = conn
+            .transaction(async |conn| {
+                let changed = diesel::sql_query(
+                    "UPDATE officers SET availability = $2::officer_availability WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Text, _>(availability.as_str())
+                .prepared()
+                .execute(conn)
+                .await?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                reload_with_event(conn, id.as_uuid(), Some("officer.availability_changed"), &entry).await
+            })
+            .await
+            .map_err(query_error);
+        events::after_commit(&mut conn, outcome).await
     }
 
     async fn nearest(&self, query: &NearestQuery) -> Result<Vec<NearbyOfficer>, StoreError> {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use gad_domain::error::StoreError;
 use gad_domain::stats::{Overview, StatsStore, TaskFigures, UserStats, Versioned, Window};
@@ -32,14 +32,18 @@ impl std::fmt::Debug for PgStatsStore {
     }
 }
 
-/// The newest event that can change a figure (answered by a partial index).
-const VERSION: &str =
-    "SELECT coalesce(max(seq), 0) AS count FROM event_log WHERE event_type <> 'officer.location_updated'";
+/// The newest event that can change a figure, and whether such an event is committed but not
+/// yet numbered (both answered by partial indexes).
+const VERSION: &str = "SELECT coalesce(max(seq), 0) AS newest, \
+            EXISTS (SELECT 1 FROM event_log WHERE seq IS NULL AND event_type <> 'officer.location_updated') AS pending \
+     FROM event_log WHERE event_type <> 'officer.location_updated'";
 
 #[derive(QueryableByName)]
-struct Count {
+struct Version {
     #[diesel(sql_type = BigInt)]
-    count: i64,
+    newest: i64,
+    #[diesel(sql_type = Bool)]
+    pending: bool,
 }
 
 /// Tasks of one status, priority and kind: at most 175 rows, summed up in Rust.
@@ -81,8 +85,9 @@ struct UserCounts {
     delegated: i64,
 }
 
-async fn version(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64> {
-    diesel::sql_query(VERSION).prepared().get_result::<Count>(conn).await.map(|row| row.count)
+async fn version(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Option<i64>> {
+    let version: Version = diesel::sql_query(VERSION).prepared().get_result(conn).await?;
+    Ok((!version.pending).then_some(version.newest))
 }
 
 /// Figures over the live tasks created in the window, only those assigned to `assigned_to`'s
@@ -145,7 +150,7 @@ fn sum_up(groups: &[TaskGroup]) -> Result<TaskFigures, StoreError> {
 
 #[async_trait]
 impl StatsStore for PgStatsStore {
-    async fn version(&self) -> Result<i64, StoreError> {
+    async fn version(&self) -> Result<Option<i64>, StoreError> {
         let mut conn = connection(&self.pool).await?;
         version(&mut conn).await.map_err(query_error)
     }

@@ -333,24 +333,26 @@ const FIELD_VALUES: &str = "$1, $2, $3::task_kind, $4::task_priority, $5, $6, \
 impl TaskStore for PgTaskStore {
     async fn insert(&self, task: NewTask, entry: AuditEntry) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let statement = diesel::sql_query(format!(
-                "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+        let outcome = conn
+            .transaction(async |conn| {
+                let statement = diesel::sql_query(format!(
+                    "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
                                     location_description, delegate_id, notes, id, code, created_by) \
                  VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14)"
-            ));
-            bind_fields(statement, &task.fields)
-                .bind::<SqlUuid, _>(task.id.as_uuid())
-                .bind::<Nullable<Text>, _>(task.code.as_deref())
-                .bind::<SqlUuid, _>(task.created_by.as_uuid())
-                .prepared()
-                .execute(conn)
-                .await?;
-            add_officers(conn, task.id.as_uuid(), &task.officer_ids, Some(task.created_by.as_uuid())).await?;
-            record(conn, task.id.as_uuid(), "task.created", &entry).await
-        })
-        .await
-        .map_err(task_error)
+                ));
+                bind_fields(statement, &task.fields)
+                    .bind::<SqlUuid, _>(task.id.as_uuid())
+                    .bind::<Nullable<Text>, _>(task.code.as_deref())
+                    .bind::<SqlUuid, _>(task.created_by.as_uuid())
+                    .prepared()
+                    .execute(conn)
+                    .await?;
+                add_officers(conn, task.id.as_uuid(), &task.officer_ids, Some(task.created_by.as_uuid())).await?;
+                record(conn, task.id.as_uuid(), "task.created", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&mut conn, outcome).await
     }
 
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
@@ -438,59 +440,63 @@ impl TaskStore for PgTaskStore {
         entry: AuditEntry,
     ) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let statement = diesel::sql_query(format!(
-                "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+        let outcome = conn
+            .transaction(async |conn| {
+                let statement = diesel::sql_query(format!(
+                    "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
                                    location_description, delegate_id, notes) = ({FIELD_VALUES}) \
                  WHERE id = $12 AND deleted_at IS NULL AND ($13::bigint IS NULL OR version = $13)"
-            ));
-            let changed = bind_fields(statement, &fields)
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .bind::<Nullable<BigInt>, _>(expected_version)
-                .execute(conn)
-                .await?;
-            if changed == 0 {
-                let exists = load(conn, id.as_uuid()).await?.is_some();
-                return Err(if exists { TaskError::VersionMismatch } else { TaskError::NotFound }.into());
-            }
-            record(conn, id.as_uuid(), "task.updated", &entry).await
-        })
-        .await
-        .map_err(task_error)
+                ));
+                let changed = bind_fields(statement, &fields)
+                    .bind::<SqlUuid, _>(id.as_uuid())
+                    .bind::<Nullable<BigInt>, _>(expected_version)
+                    .execute(conn)
+                    .await?;
+                if changed == 0 {
+                    let exists = load(conn, id.as_uuid()).await?.is_some();
+                    return Err(if exists { TaskError::VersionMismatch } else { TaskError::NotFound }.into());
+                }
+                record(conn, id.as_uuid(), "task.updated", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&mut conn, outcome).await
     }
 
     async fn delete(&self, id: TaskId, entry: AuditEntry) -> Result<(), TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-            if matches!(task.status, TaskStatus::InProgress | TaskStatus::Paused) {
-                return Err(TaskError::Conflict("a running task is cancelled, not deleted").into());
-            }
-            let payload = serde_json::to_value(&task)
-                .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
-            diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .prepared()
-                .execute(conn)
+        let outcome = conn
+            .transaction(async |conn| {
+                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+                if matches!(task.status, TaskStatus::InProgress | TaskStatus::Paused) {
+                    return Err(TaskError::Conflict("a running task is cancelled, not deleted").into());
+                }
+                let payload = serde_json::to_value(&task)
+                    .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
+                diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
+                    .bind::<SqlUuid, _>(id.as_uuid())
+                    .prepared()
+                    .execute(conn)
+                    .await?;
+                audit::append(conn, &entry).await?;
+                let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
+                events::append(
+                    conn,
+                    NewEvent {
+                        event_type: "task.deleted",
+                        task_id: Some(id.as_uuid()),
+                        officer_id: None,
+                        audience: &audience,
+                        entry: &entry,
+                        payload,
+                    },
+                )
                 .await?;
-            audit::append(conn, &entry).await?;
-            let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
-            events::append(
-                conn,
-                NewEvent {
-                    event_type: "task.deleted",
-                    task_id: Some(id.as_uuid()),
-                    officer_id: None,
-                    audience: &audience,
-                    entry: &entry,
-                    payload,
-                },
-            )
-            .await?;
-            Ok(())
-        })
-        .await
-        .map_err(task_error)
+                Ok(())
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&mut conn, outcome).await
     }
 
     async fn transition(
@@ -506,62 +512,65 @@ impl TaskStore for PgTaskStore {
             status: String,
         }
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let current: Current = diesel::sql_query(
-                "SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .prepared()
-            .get_result(conn)
-            .await
-            .optional()?
-            .ok_or(TaskError::NotFound)?;
-            let from: TaskStatus = current.status.parse().map_err(|error| corrupt(&StoreError::unexpected(error)))?;
-            let to =
-                from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
-            // Paused time is added when the pause ends (resume, complete or cancel).
-            diesel::sql_query(
-                "UPDATE tasks SET status = $2::task_status, \
+        let outcome = conn
+            .transaction(async |conn| {
+                let current: Current = diesel::sql_query(
+                    "SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .prepared()
+                .get_result(conn)
+                .await
+                .optional()?
+                .ok_or(TaskError::NotFound)?;
+                let from: TaskStatus =
+                    current.status.parse().map_err(|error| corrupt(&StoreError::unexpected(error)))?;
+                let to =
+                    from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
+                // Paused time is added when the pause ends (resume, complete or cancel).
+                diesel::sql_query(
+                    "UPDATE tasks SET status = $2::task_status, \
                     actual_start = CASE WHEN $3 = 'start' THEN now() ELSE actual_start END, \
                     total_paused_seconds = total_paused_seconds + CASE WHEN paused_at IS NOT NULL AND $3 <> 'pause' \
                         THEN GREATEST(0, floor(extract(epoch FROM now() - paused_at)))::bigint ELSE 0 END, \
                     paused_at = CASE WHEN $3 = 'pause' THEN now() ELSE NULL END, \
                     actual_end = CASE WHEN $3 IN ('complete', 'cancel') THEN now() ELSE actual_end END \
                  WHERE id = $1",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<Text, _>(to.as_str())
-            .bind::<Text, _>(action.as_str())
-            .prepared()
-            .execute(conn)
-            .await?;
-            diesel::sql_query(
-                "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
-                 VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<Text, _>(from.as_str())
-            .bind::<Text, _>(to.as_str())
-            .bind::<Text, _>(action.as_str())
-            .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
-            .bind::<Nullable<Text>, _>(reason.as_deref())
-            .prepared()
-            .execute(conn)
-            .await?;
-            let officers: Vec<Uuid> = crate::schema::task_assignments::table
-                .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
-                .select(crate::schema::task_assignments::officer_id)
-                .load(conn)
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Text, _>(to.as_str())
+                .bind::<Text, _>(action.as_str())
+                .prepared()
+                .execute(conn)
                 .await?;
-            match to {
-                TaskStatus::InProgress => occupy_officers(conn, &officers).await?,
-                TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers).await?,
-                TaskStatus::Scheduled | TaskStatus::Paused => {}
-            }
-            record(conn, id.as_uuid(), "task.status_changed", &entry).await
-        })
-        .await
-        .map_err(task_error)
+                diesel::sql_query(
+                    "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
+                 VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Text, _>(from.as_str())
+                .bind::<Text, _>(to.as_str())
+                .bind::<Text, _>(action.as_str())
+                .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
+                .bind::<Nullable<Text>, _>(reason.as_deref())
+                .prepared()
+                .execute(conn)
+                .await?;
+                let officers: Vec<Uuid> = crate::schema::task_assignments::table
+                    .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
+                    .select(crate::schema::task_assignments::officer_id)
+                    .load(conn)
+                    .await?;
+                match to {
+                    TaskStatus::InProgress => occupy_officers(conn, &officers).await?,
+                    TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers).await?,
+                    TaskStatus::Scheduled | TaskStatus::Paused => {}
+                }
+                record(conn, id.as_uuid(), "task.status_changed", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&mut conn, outcome).await
     }
 
     async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError> {
@@ -606,20 +615,22 @@ impl TaskStore for PgTaskStore {
 
     async fn assign(&self, id: TaskId, officers: Vec<OfficerId>, entry: AuditEntry) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-            if task.status.is_final() {
-                return Err(TaskError::Conflict("a finished task takes no more officers").into());
-            }
-            add_officers(conn, id.as_uuid(), &officers, entry.actor.map(|(actor, _)| actor.as_uuid())).await?;
-            if task.status == TaskStatus::InProgress {
-                let ids: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
-                occupy_officers(conn, &ids).await?;
-            }
-            record(conn, id.as_uuid(), "task.assigned", &entry).await
-        })
-        .await
-        .map_err(task_error)
+        let outcome = conn
+            .transaction(async |conn| {
+                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+                if task.status.is_final() {
+                    return Err(TaskError::Conflict("a finished task takes no more officers").into());
+                }
+                add_officers(conn, id.as_uuid(), &officers, entry.actor.map(|(actor, _)| actor.as_uuid())).await?;
+                if task.status == TaskStatus::InProgress {
+                    let ids: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
+                    occupy_officers(conn, &ids).await?;
+                }
+                record(conn, id.as_uuid(), "task.assigned", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&mut conn, outcome).await
     }
 
     async fn dispatch_emergency(
@@ -636,7 +647,7 @@ impl TaskStore for PgTaskStore {
         }
         let point = task.fields.location.ok_or(TaskError::Conflict("an emergency needs a location"))?;
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
+        let outcome = conn.transaction(async |conn| {
             // SKIP LOCKED: two emergencies at once never take the same officer.
             let nearest: Option<Nearest> = diesel::sql_query(
                 "SELECT o.id, ST_Distance(o.location, ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography) AS distance_m \
@@ -680,7 +691,8 @@ impl TaskStore for PgTaskStore {
             Ok((created, nearest.map(|nearest| (OfficerId::from_uuid(nearest.id), nearest.distance_m))))
         })
         .await
-        .map_err(task_error)
+        .map_err(task_error);
+        events::after_commit(&mut conn, outcome).await
     }
 
     async fn map(&self, center: GeoPoint, radius_m: f64) -> Result<Map, StoreError> {
@@ -766,30 +778,32 @@ impl TaskStore for PgTaskStore {
 
     async fn unassign(&self, id: TaskId, officer: OfficerId, entry: AuditEntry) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-            #[derive(QueryableByName)]
-            struct Removed {
-                #[diesel(sql_type = SqlUuid)]
-                user_id: Uuid,
-            }
-            let removed: Option<Removed> = diesel::sql_query(
-                "DELETE FROM task_assignments a USING officers o \
+        let outcome = conn
+            .transaction(async |conn| {
+                load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+                #[derive(QueryableByName)]
+                struct Removed {
+                    #[diesel(sql_type = SqlUuid)]
+                    user_id: Uuid,
+                }
+                let removed: Option<Removed> = diesel::sql_query(
+                    "DELETE FROM task_assignments a USING officers o \
                  WHERE a.task_id = $1 AND a.officer_id = $2 AND o.id = a.officer_id RETURNING o.user_id",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<SqlUuid, _>(officer.as_uuid())
-            .prepared()
-            .get_result(conn)
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<SqlUuid, _>(officer.as_uuid())
+                .prepared()
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(removed) = removed else {
+                    return Err(TaskError::NotFound.into());
+                };
+                release_officers(conn, &[officer.as_uuid()]).await?;
+                record_for(conn, id.as_uuid(), "task.unassigned", &entry, &[removed.user_id]).await
+            })
             .await
-            .optional()?;
-            let Some(removed) = removed else {
-                return Err(TaskError::NotFound.into());
-            };
-            release_officers(conn, &[officer.as_uuid()]).await?;
-            record_for(conn, id.as_uuid(), "task.unassigned", &entry, &[removed.user_id]).await
-        })
-        .await
-        .map_err(task_error)
+            .map_err(task_error);
+        events::after_commit(&mut conn, outcome).await
     }
 }
