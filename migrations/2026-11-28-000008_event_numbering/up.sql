@@ -25,27 +25,26 @@ CREATE UNIQUE INDEX event_log_seq_key ON event_log (seq);
 CREATE INDEX event_log_unnumbered_idx ON event_log (id) WHERE seq IS NULL;
 
 -- Numbers the committed events that have none; returns how many. Wakes the relay when it did.
+-- A call that finds nothing to number writes nothing, so it costs no WAL flush.
 CREATE FUNCTION gad_event_log_number() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    numbered integer;
+    pending uuid[];
+    base bigint;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM event_log WHERE seq IS NULL) THEN
         RETURN 0;
     END IF;
     -- One numberer at a time; the statements below see everything committed before this point.
     PERFORM pg_advisory_xact_lock(7305482461944137218);
-    WITH pending AS (
-        SELECT id, row_number() OVER (ORDER BY id) AS position FROM event_log WHERE seq IS NULL
-    ), head AS (
-        UPDATE event_log_head SET last_seq = last_seq + (SELECT count(*) FROM pending)
-        RETURNING last_seq - (SELECT count(*) FROM pending) AS base
-    )
-    UPDATE event_log e SET seq = head.base + pending.position
-    FROM pending, head
-    WHERE e.id = pending.id;
-    GET DIAGNOSTICS numbered = ROW_COUNT;
-    IF numbered > 0 THEN
-        PERFORM pg_notify('gad_event_log', '');
+    SELECT array_agg(id ORDER BY id) INTO pending FROM event_log WHERE seq IS NULL;
+    IF pending IS NULL THEN
+        RETURN 0;
     END IF;
-    RETURN numbered;
+    UPDATE event_log_head SET last_seq = last_seq + cardinality(pending)
+        RETURNING last_seq - cardinality(pending) INTO base;
+    UPDATE event_log e SET seq = base + numbered.position
+        FROM unnest(pending) WITH ORDINALITY AS numbered (id, position)
+        WHERE e.id = numbered.id;
+    PERFORM pg_notify('gad_event_log', '');
+    RETURN cardinality(pending);
 END $$;

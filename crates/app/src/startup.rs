@@ -92,7 +92,6 @@ impl Application {
             None => None,
         };
         let redis_pool = redis.as_ref().map(|redis| redis.pool.clone());
-        spawn_event_numbering(EventNumbering::new(pg_pool.clone()));
 
         let mut dependencies: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(PostgresCheck::new(pg_pool.clone()))];
         if let Some(pool) = &redis_pool {
@@ -159,27 +158,15 @@ impl Application {
     }
 }
 
-/// How often events left unnumbered (their writer stopped right after its commit) are numbered.
+/// How often events are numbered even without a commit of this instance to wake the numbering.
 const EVENT_NUMBERING_SWEEP: Duration = Duration::from_secs(1);
-
-fn spawn_event_numbering(numbering: EventNumbering) {
-    tokio::spawn(async move {
-        let mut sweep = tokio::time::interval(EVENT_NUMBERING_SWEEP);
-        loop {
-            sweep.tick().await;
-            match numbering.sweep().await {
-                Ok(0) => {}
-                Ok(numbered) => tracing::debug!(numbered, "numbered events the writers had not numbered yet"),
-                Err(error) => tracing::debug!(%error, "event numbering sweep failed"),
-            }
-        }
-    });
-}
 
 /// The API's ports: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis
 /// when configured) and the token keys.
 fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> anyhow::Result<Services> {
     let store = PgAuthStore::new(pg_pool.clone());
+    let numbering = EventNumbering::new(pg_pool.clone());
+    tokio::spawn(numbering.clone().run(EVENT_NUMBERING_SWEEP));
     let channel = match (&settings.redis.url, redis) {
         (Some(url), Some(redis)) => {
             Some(RevocationChannel::new(url, redis.connection.clone(), &settings.redis.key_prefix)?)
@@ -215,8 +202,8 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         revocations,
         audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
-        officers: Arc::new(PgOfficerStore::new(pg_pool.clone())),
-        tasks: Arc::new(PgTaskStore::new(pg_pool.clone())),
+        officers: Arc::new(PgOfficerStore::new(pg_pool.clone(), numbering.clone())),
+        tasks: Arc::new(PgTaskStore::new(pg_pool.clone(), numbering)),
         idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),
         stats: Arc::new(PgStatsStore::new(pg_pool.clone())),
         response_cache: match redis {

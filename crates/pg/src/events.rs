@@ -4,8 +4,15 @@
 use diesel::sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gad_domain::error::StoreError;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::errors::query_error;
+use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
 
 /// One event to append.
@@ -39,37 +46,23 @@ pub(crate) async fn append(conn: &mut AsyncPgConnection, event: NewEvent<'_>) ->
     .map(drop)
 }
 
-/// Numbers the committed events that have no number yet (see the event-numbering migration):
-/// called by writers right after their commit. A failure is only logged, never the writer's:
-/// its change is committed, and the next numbering (any writer's, or the periodic sweep) takes
-/// its events along.
-pub(crate) async fn after_commit<T, E>(conn: &mut AsyncPgConnection, outcome: Result<T, E>) -> Result<T, E> {
-    if outcome.is_ok()
-        && let Err(error) = number(conn).await
-    {
-        tracing::warn!(%error, "events committed but not yet numbered; the sweep will number them");
+/// Asks for the events of a committed change to be numbered, and hands the outcome back. The
+/// writer does not wait: its response needs no number, and one numbering round (one WAL flush)
+/// then covers every commit that arrived meanwhile.
+pub(crate) fn after_commit<T, E>(numbering: &EventNumbering, outcome: Result<T, E>) -> Result<T, E> {
+    if outcome.is_ok() {
+        numbering.wake.notify_one();
     }
     outcome
 }
 
-async fn number(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i32> {
-    #[derive(diesel::QueryableByName)]
-    struct Numbered {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        numbered: i32,
-    }
-    diesel::sql_query("SELECT gad_event_log_number() AS numbered")
-        .prepared()
-        .get_result::<Numbered>(conn)
-        .await
-        .map(|row| row.numbered)
-}
-
-/// Numbers events whose writer stopped between its commit and its numbering; run periodically
-/// by the app.
+/// Gives committed events their numbers (see the event-numbering migration): woken after every
+/// commit of this instance, and on a timer for events whose writer stopped between its commit
+/// and the wake-up, or that another instance committed while its own numbering was stuck.
 #[derive(Clone)]
 pub struct EventNumbering {
-    pool: crate::PgPool,
+    pool: PgPool,
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for EventNumbering {
@@ -79,13 +72,36 @@ impl std::fmt::Debug for EventNumbering {
 }
 
 impl EventNumbering {
-    pub fn new(pool: crate::PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, wake: Arc::new(Notify::new()) }
     }
 
-    /// How many events it numbered.
-    pub async fn sweep(&self) -> Result<i32, gad_domain::error::StoreError> {
-        let mut conn = crate::pool::connection(&self.pool).await?;
-        number(&mut conn).await.map_err(crate::errors::query_error)
+    /// Numbers what is pending; returns how many events it numbered.
+    pub async fn sweep(&self) -> Result<i32, StoreError> {
+        #[derive(diesel::QueryableByName)]
+        struct Numbered {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            numbered: i32,
+        }
+        let mut conn = connection(&self.pool).await?;
+        diesel::sql_query("SELECT gad_event_log_number() AS numbered")
+            .prepared()
+            .get_result::<Numbered>(&mut conn)
+            .await
+            .map(|row| row.numbered)
+            .map_err(query_error)
+    }
+
+    /// Numbers after every wake-up, and every `period` regardless; runs until dropped.
+    pub async fn run(self, period: Duration) {
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(period) => {}
+            }
+            if let Err(error) = self.sweep().await {
+                tracing::warn!(%error, "numbering events failed; retrying on the next commit or tick");
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::errors::{query_error, violated_unique_constraint};
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventNumbering, NewEvent};
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
 use crate::users::live_user_exists;
@@ -26,11 +26,12 @@ use crate::users::live_user_exists;
 #[derive(Clone)]
 pub struct PgOfficerStore {
     pool: PgPool,
+    numbering: EventNumbering,
 }
 
 impl PgOfficerStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, numbering: EventNumbering) -> Self {
+        Self { pool, numbering }
     }
 }
 
@@ -316,7 +317,7 @@ impl OfficerStore for PgOfficerStore {
                 Ok(reload_with_event(conn, id.as_uuid(), Some("officer.location_updated"), &entry).await?)
             })
             .await;
-        let outcome = events::after_commit(&mut conn, outcome).await;
+        let outcome = events::after_commit(&self.numbering, outcome);
         match outcome {
             Ok(officer) => Ok(officer),
             Err(LocationFailure::ConsentRequired) => Err(OfficerError::ConsentRequired),
@@ -348,7 +349,7 @@ impl OfficerStore for PgOfficerStore {
             })
             .await
             .map_err(query_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn nearest(&self, query: &NearestQuery) -> Result<Vec<NearbyOfficer>, StoreError> {

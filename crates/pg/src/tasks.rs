@@ -22,18 +22,19 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::errors::{query_error, violated_unique_constraint};
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventNumbering, NewEvent};
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
 
 #[derive(Clone)]
 pub struct PgTaskStore {
     pool: PgPool,
+    numbering: EventNumbering,
 }
 
 impl PgTaskStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, numbering: EventNumbering) -> Self {
+        Self { pool, numbering }
     }
 }
 
@@ -227,6 +228,9 @@ async fn add_officers(
     officers: &[OfficerId],
     by: Option<Uuid>,
 ) -> Result<(), Failure> {
+    if officers.is_empty() {
+        return Ok(());
+    }
     let wanted: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
     let live: Vec<Uuid> = crate::schema::officers::table
         .filter(crate::schema::officers::id.eq_any(&wanted))
@@ -352,7 +356,7 @@ impl TaskStore for PgTaskStore {
             })
             .await
             .map_err(task_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
@@ -460,7 +464,7 @@ impl TaskStore for PgTaskStore {
             })
             .await
             .map_err(task_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn delete(&self, id: TaskId, entry: AuditEntry) -> Result<(), TaskError> {
@@ -496,7 +500,7 @@ impl TaskStore for PgTaskStore {
             })
             .await
             .map_err(task_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn transition(
@@ -570,7 +574,7 @@ impl TaskStore for PgTaskStore {
             })
             .await
             .map_err(task_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError> {
@@ -630,7 +634,7 @@ impl TaskStore for PgTaskStore {
             })
             .await
             .map_err(task_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn dispatch_emergency(
@@ -692,7 +696,7 @@ impl TaskStore for PgTaskStore {
         })
         .await
         .map_err(task_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn map(&self, center: GeoPoint, radius_m: f64) -> Result<Map, StoreError> {
@@ -804,6 +808,6 @@ impl TaskStore for PgTaskStore {
             })
             .await
             .map_err(task_error);
-        events::after_commit(&mut conn, outcome).await
+        events::after_commit(&self.numbering, outcome)
     }
 }

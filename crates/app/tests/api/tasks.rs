@@ -205,7 +205,7 @@ async fn the_lifecycle_moves_officers_and_writes_one_history_row_per_transition(
             ("in_progress", "complete", "completed")
         ]
     );
-    let events: Vec<Event> = sql_query("SELECT event_type FROM event_log WHERE task_id IS NOT NULL ORDER BY seq")
+    let events: Vec<Event> = sql_query("SELECT event_type FROM event_log WHERE task_id IS NOT NULL ORDER BY id")
         .load(&mut desk.app.db().await)
         .await
         .unwrap();
