@@ -22,11 +22,12 @@ done = function(summary, latency, requests)
   local f = io.open(os.getenv("WRK_SUMMARY"), "w")
   f:write(string.format(
     '{"requests":%d,"duration_s":%.3f,"rps":%.1f,"errors":%d,"non_2xx":%d,' ..
-    '"latency_ms":{"p50":%.3f,"p90":%.3f,"p99":%.3f,"max":%.3f}}\n',
+    '"latency_ms":{"p50":%.3f,"p90":%.3f,"p95":%.3f,"p99":%.3f,"max":%.3f}}\n',
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     summary.errors.status,
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000,
     latency.max / 1000))
   f:close()
 end

@@ -673,6 +673,7 @@ impl TaskStore for PgTaskStore {
             bind_fields(statement, &task.fields)
                 .bind::<SqlUuid, _>(task.id.as_uuid())
                 .bind::<SqlUuid, _>(task.created_by.as_uuid())
+                .prepared()
                 .execute(conn)
                 .await?;
             if let Some(nearest) = &nearest {
