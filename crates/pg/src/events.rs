@@ -1,5 +1,5 @@
-//! The event log (outbox): rows written in the transaction of the change they announce. The
-//! insert trigger numbers them (global, gap-free, in commit order; see the migration).
+//! The event log (outbox): rows written in the transaction of the change they announce, numbered
+//! just after their commit (global, gap-free, in commit order; see the event-numbering migration).
 
 use diesel::sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
