@@ -9,6 +9,5 @@ password=$2
 base=${3:-http://127.0.0.1:8080}
 duration=${4:-15s}
 connections=${5:-64}
-token=$(curl -sf -X POST "$base/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"$email\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+token=$("$(dirname "$0")/token.sh" "$email" "$password" "$base")
 "$(dirname "$0")/wrk.sh" auth-me "$base/api/v1/auth/me" "$duration" "$connections" 1 "Authorization: Bearer $token"

@@ -12,13 +12,17 @@ use gad_domain::limits::{Rate, RateLimiter};
 use gad_domain::users::Revocations;
 use gad_http::Services;
 use gad_http::auth::{TokenIssuer, TokenSettings};
+use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, ExtraRoutes, HttpSettings, MetricsEndpoint};
 use gad_pg::{
-    PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings,
-    PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
+    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool,
+    PgSettings, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
 };
-use gad_redis::{RedisCheck, RedisCommitAnnouncements, RedisPool, RedisRateLimiter, RedisSettings, RevocationChannel};
+use gad_redis::{
+    RedisCheck, RedisCommitAnnouncements, RedisPool, RedisRateLimiter, RedisResponseCache, RedisSettings,
+    RevocationChannel,
+};
 use gad_ws::{Realtime, WsSettings};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
@@ -170,10 +174,15 @@ impl Application {
     }
 }
 
+/// How often events are numbered even without a commit of this instance to wake the numbering.
+const EVENT_NUMBERING_SWEEP: Duration = Duration::from_secs(1);
+
 /// The API's ports: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis
 /// when configured) and the token keys.
 fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> anyhow::Result<Services> {
     let store = PgAuthStore::new(pg_pool.clone());
+    let numbering = EventNumbering::new(pg_pool.clone());
+    tokio::spawn(numbering.clone().run(EVENT_NUMBERING_SWEEP));
     let channel = match (&settings.redis.url, redis) {
         (Some(url), Some(redis)) => {
             Some(RevocationChannel::new(url, redis.connection.clone(), &settings.redis.key_prefix)?)
@@ -209,9 +218,14 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         revocations,
         audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
-        officers: Arc::new(PgOfficerStore::new(pg_pool.clone())),
-        tasks: Arc::new(PgTaskStore::new(pg_pool.clone())),
+        officers: Arc::new(PgOfficerStore::new(pg_pool.clone(), numbering.clone())),
+        tasks: Arc::new(PgTaskStore::new(pg_pool.clone(), numbering)),
         idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),
+        stats: Arc::new(PgStatsStore::new(pg_pool.clone())),
+        response_cache: match redis {
+            Some(redis) => Arc::new(RedisResponseCache::new(redis.connection.clone(), &settings.redis.key_prefix)),
+            None => Arc::new(InProcessResponseCache::default()),
+        },
         rate_limits: rate_limit_policy(settings, redis, &tokens),
         tokens,
     })

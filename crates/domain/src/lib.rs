@@ -13,5 +13,6 @@ pub mod health;
 pub mod idempotency;
 mod ids;
 pub mod limits;
+pub mod stats;
 pub mod tasks;
 pub mod users;

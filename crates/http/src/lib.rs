@@ -2,6 +2,7 @@
 //! document. Only this crate maps errors to statuses.
 
 pub mod auth;
+pub mod cache;
 pub mod error;
 mod extract;
 mod idempotency;

@@ -25,6 +25,7 @@ use crate::routes;
         (name = "audit", description = "The append-only audit log"),
         (name = "officers", description = "Field officers: profiles, positions, availability, nearest search"),
         (name = "tasks", description = "Tasks, their state machine, history and assignments"),
+        (name = "statistics", description = "Figures for supervisors and per user, cached by data version"),
     ),
     paths(routes::ws_tickets::ws_connect),
     components(schemas(ErrorBody, ErrorObject, FieldError)),

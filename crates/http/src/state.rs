@@ -7,6 +7,7 @@ use gad_domain::audit::AuditLog;
 use gad_domain::consent::ConsentStore;
 use gad_domain::health::DependencyCheck;
 use gad_domain::idempotency::IdempotencyStore;
+use gad_domain::stats::{ResponseCache, StatsStore};
 use gad_domain::tasks::officer::OfficerStore;
 use gad_domain::tasks::task::TaskStore;
 use gad_domain::users::{LoginStore, PasswordHasher, Revocations, SessionStore, UserStore};
@@ -81,6 +82,9 @@ pub struct Services {
     pub officers: Arc<dyn OfficerStore>,
     pub tasks: Arc<dyn TaskStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub stats: Arc<dyn StatsStore>,
+    /// Redis when configured, else this instance's memory.
+    pub response_cache: Arc<dyn ResponseCache>,
     pub tokens: TokenIssuer,
     pub rate_limits: RateLimitPolicy,
 }

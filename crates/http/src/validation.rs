@@ -58,6 +58,12 @@ impl Fields {
     }
 }
 
+/// Every query parameter of `req` in order, repeated ones included; a malformed query string is
+/// a 400.
+pub(crate) fn query_pairs(req: &actix_web::HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(req.query_string()).map_err(|_| ApiError::bad_request("the query string is malformed"))
+}
+
 /// A finite decimal number from a query parameter.
 pub(crate) fn parse_number(raw: &str) -> Result<f64, InvalidValue> {
     raw.trim().parse::<f64>().ok().filter(|value| value.is_finite()).ok_or(InvalidValue("must be a number"))

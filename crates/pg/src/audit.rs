@@ -15,8 +15,10 @@ use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
 use crate::schema::audit_events;
 
+/// Absent values are written as NULL rather than DEFAULT (the same thing for these columns), so
+/// that the statement's text never varies and stays prepared.
 #[derive(Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_null = true)]
 struct AuditRow<'a> {
     id: Uuid,
     actor_id: Option<Uuid>,

@@ -17,6 +17,7 @@ use crate::audit;
 use crate::enums::RoleColumn;
 use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 use crate::schema::{refresh_token_families, refresh_tokens, revoked_access_tokens, users};
 
 #[diesel::declare_sql_function]
@@ -86,6 +87,7 @@ impl PgAuthStore {
         .bind::<SqlUuid, _>(token.user_id.as_uuid())
         .bind::<Timestamptz, _>(token.issued_at)
         .bind::<SqlUuid, _>(token.session_id)
+        .prepared()
         .get_result::<Revoked>(&mut conn)
         .await
         .map(|row| row.revoked)
@@ -175,6 +177,7 @@ impl LoginStore for PgAuthStore {
                 .bind::<Interval, _>(diesel::data_types::PgInterval::from_microseconds(
                     LOCKOUT.whole_microseconds() as i64
                 ))
+                .prepared()
                 .execute(conn)
                 .await?;
             }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 
 #[derive(Clone)]
 pub struct PgIdempotencyStore {
@@ -70,6 +71,7 @@ impl IdempotencyStore for PgIdempotencyStore {
         .bind::<SmallInt, _>(i16::try_from(response.status).unwrap_or(500))
         .bind::<Jsonb, _>(headers)
         .bind::<Binary, _>(response.body)
+        .prepared()
         .execute(&mut conn)
         .await
         .map(drop)
@@ -84,6 +86,7 @@ impl IdempotencyStore for PgIdempotencyStore {
         .bind::<SqlUuid, _>(key.owner.as_uuid())
         .bind::<Text, _>(key.scope)
         .bind::<Text, _>(key.key)
+        .prepared()
         .execute(&mut conn)
         .await
         .map(drop)
@@ -119,6 +122,7 @@ async fn claim(
         .bind::<Binary, _>(request_hash.as_slice())
         .bind::<Timestamptz, _>(now + KEY_LIFETIME)
         .bind::<Timestamptz, _>(now)
+        .prepared()
         .get_result(conn)
         .await
         .optional()

@@ -18,18 +18,20 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::errors::{query_error, violated_unique_constraint};
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventNumbering, NewEvent};
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 use crate::users::live_user_exists;
 
 #[derive(Clone)]
 pub struct PgOfficerStore {
     pool: PgPool,
+    numbering: EventNumbering,
 }
 
 impl PgOfficerStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, numbering: EventNumbering) -> Self {
+        Self { pool, numbering }
     }
 }
 
@@ -111,6 +113,7 @@ impl OfficerRow {
 async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<OfficerRow>> {
     diesel::sql_query(format!("SELECT {COLUMNS} FROM officers o WHERE o.id = $1 AND o.deleted_at IS NULL"))
         .bind::<SqlUuid, _>(id)
+        .prepared()
         .get_result(conn)
         .await
         .optional()
@@ -170,6 +173,7 @@ impl OfficerStore for PgOfficerStore {
             .bind::<Nullable<Text>, _>(officer.unit.as_deref())
             .bind::<Nullable<Text>, _>(officer.specialty.as_deref())
             .bind::<Text, _>(officer.availability.as_str())
+            .prepared()
             .execute(conn)
             .await?;
             reload_with_event(conn, officer.id.as_uuid(), None, &entry).await
@@ -197,6 +201,7 @@ impl OfficerStore for PgOfficerStore {
         .bind::<Nullable<Text>, _>(query.unit.as_deref())
         .bind::<Nullable<SqlUuid>, _>(query.before.map(OfficerId::as_uuid))
         .bind::<Integer, _>(i32::try_from(query.limit).unwrap_or(i32::MAX))
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -227,6 +232,7 @@ impl OfficerStore for PgOfficerStore {
             .bind::<Nullable<Text>, _>(changes.unit.clone().flatten())
             .bind::<Bool, _>(changes.specialty.is_some())
             .bind::<Nullable<Text>, _>(changes.specialty.clone().flatten())
+            .prepared()
             .execute(conn)
             .await?;
             if changed == 0 {
@@ -244,6 +250,7 @@ impl OfficerStore for PgOfficerStore {
             let changed =
                 diesel::sql_query("UPDATE officers SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL")
                     .bind::<SqlUuid, _>(id.as_uuid())
+                    .prepared()
                     .execute(conn)
                     .await?;
             if changed == 1 {
@@ -276,6 +283,7 @@ impl OfficerStore for PgOfficerStore {
                      ORDER BY c.recorded_at DESC, c.id DESC LIMIT 1",
                 )
                 .bind::<SqlUuid, _>(id.as_uuid())
+                .prepared()
                 .get_result(conn)
                 .await
                 .optional()?;
@@ -292,6 +300,7 @@ impl OfficerStore for PgOfficerStore {
                 .bind::<Double, _>(report.point.lng())
                 .bind::<Nullable<Double>, _>(report.accuracy_m)
                 .bind::<Timestamptz, _>(report.recorded_at)
+                .prepared()
                 .execute(conn)
                 .await?;
                 diesel::sql_query(format!(
@@ -302,11 +311,13 @@ impl OfficerStore for PgOfficerStore {
                 .bind::<Double, _>(report.point.lng())
                 .bind::<Nullable<Double>, _>(report.accuracy_m)
                 .bind::<Timestamptz, _>(report.recorded_at)
+                .prepared()
                 .execute(conn)
                 .await?;
                 Ok(reload_with_event(conn, id.as_uuid(), Some("officer.location_updated"), &entry).await?)
             })
             .await;
+        let outcome = events::after_commit(&self.numbering, outcome);
         match outcome {
             Ok(officer) => Ok(officer),
             Err(LocationFailure::ConsentRequired) => Err(OfficerError::ConsentRequired),
@@ -321,40 +332,50 @@ impl OfficerStore for PgOfficerStore {
         entry: AuditEntry,
     ) -> Result<Option<Officer>, StoreError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let changed = diesel::sql_query(
-                "UPDATE officers SET availability = $2::officer_availability WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<Text, _>(availability.as_str())
-            .execute(conn)
-            .await?;
-            if changed == 0 {
-                return Ok(None);
-            }
-            reload_with_event(conn, id.as_uuid(), Some("officer.availability_changed"), &entry).await
-        })
-        .await
-        .map_err(query_error)
+        let outcome = conn
+            .transaction(async |conn| {
+                let changed = diesel::sql_query(
+                    "UPDATE officers SET availability = $2::officer_availability WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Text, _>(availability.as_str())
+                .prepared()
+                .execute(conn)
+                .await?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                reload_with_event(conn, id.as_uuid(), Some("officer.availability_changed"), &entry).await
+            })
+            .await
+            .map_err(query_error);
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn nearest(&self, query: &NearestQuery) -> Result<Vec<NearbyOfficer>, StoreError> {
-        // The availability predicate is spelled out, not bound, so that the planner can use the
-        // partial index of available officers.
+        // The availability and distance predicates are spelled out only when asked for, so that
+        // the planner can use the partial index of available officers and each variant keeps a
+        // plan of its own; the limit is written in for the same reason (a bound limit leaves the
+        // planner guessing and re-planning on every execution).
         let available = if query.available_only { "AND o.availability = 'available'" } else { "" };
         let point = "ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography";
+        let within = match query.max_distance_m {
+            Some(_) => format!("AND ST_DWithin(o.location, {point}, $3)"),
+            None => "AND $3::float8 IS NULL".to_owned(),
+        };
         let statement = format!(
             "SELECT {COLUMNS}, ST_Distance(o.location, {point}) AS distance_m FROM officers o \
              WHERE o.deleted_at IS NULL AND o.location IS NOT NULL {available} \
-               AND ($3::float8 IS NULL OR ST_DWithin(o.location, {point}, $3)) \
-             ORDER BY o.location <-> {point} LIMIT $4"
+               {within} \
+             ORDER BY o.location <-> {point} LIMIT {limit}",
+            limit = query.limit
         );
         let mut conn = connection(&self.pool).await?;
         let rows: Vec<NearbyRow> = diesel::sql_query(statement)
             .bind::<Double, _>(query.point.lat())
             .bind::<Double, _>(query.point.lng())
             .bind::<Nullable<Double>, _>(query.max_distance_m)
-            .bind::<Integer, _>(i32::try_from(query.limit).unwrap_or(i32::MAX))
+            .prepared()
             .load(&mut conn)
             .await
             .map_err(query_error)?;

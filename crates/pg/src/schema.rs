@@ -89,8 +89,8 @@ diesel::table! {
     use diesel::sql_types::*;
     use postgis_diesel::sql_types::*;
 
-    event_log (seq) {
-        seq -> Int8,
+    event_log (id) {
+        seq -> Nullable<Int8>,
         id -> Uuid,
         event_type -> Text,
         task_id -> Nullable<Uuid>,

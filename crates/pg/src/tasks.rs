@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
 use gad_domain::error::StoreError;
@@ -21,17 +22,19 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::errors::{query_error, violated_unique_constraint};
-use crate::events::{self, NewEvent};
+use crate::events::{self, EventNumbering, NewEvent};
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 
 #[derive(Clone)]
 pub struct PgTaskStore {
     pool: PgPool,
+    numbering: EventNumbering,
 }
 
 impl PgTaskStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, numbering: EventNumbering) -> Self {
+        Self { pool, numbering }
     }
 }
 
@@ -178,6 +181,7 @@ async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Task
     let row: Option<TaskRow> =
         diesel::sql_query(format!("SELECT {COLUMNS} FROM tasks t WHERE t.id = $1 AND t.deleted_at IS NULL"))
             .bind::<SqlUuid, _>(id)
+            .prepared()
             .get_result(conn)
             .await
             .optional()?;
@@ -191,9 +195,21 @@ async fn record(
     event_type: &'static str,
     entry: &AuditEntry,
 ) -> Result<Task, Failure> {
+    record_for(conn, id, event_type, entry, &[]).await
+}
+
+/// Like `record`, the event also reaching `former` users (an officer just unassigned learns it).
+async fn record_for(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    event_type: &'static str,
+    entry: &AuditEntry,
+    former: &[Uuid],
+) -> Result<Task, Failure> {
     let task = load(conn, id).await?.ok_or(TaskError::NotFound)?;
     audit::append(conn, entry).await?;
-    let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
+    let audience: Vec<Uuid> =
+        task.officer_user_ids.iter().map(|user| user.as_uuid()).chain(former.iter().copied()).collect();
     let payload =
         serde_json::to_value(&task).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
     events::append(
@@ -212,6 +228,9 @@ async fn add_officers(
     officers: &[OfficerId],
     by: Option<Uuid>,
 ) -> Result<(), Failure> {
+    if officers.is_empty() {
+        return Ok(());
+    }
     let wanted: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
     let live: Vec<Uuid> = crate::schema::officers::table
         .filter(crate::schema::officers::id.eq_any(&wanted))
@@ -229,6 +248,7 @@ async fn add_officers(
     .bind::<SqlUuid, _>(task)
     .bind::<Array<SqlUuid>, _>(&wanted)
     .bind::<Nullable<SqlUuid>, _>(by)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(())
@@ -242,6 +262,7 @@ async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> Qu
                            WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused'))",
     )
     .bind::<Array<SqlUuid>, _>(officers)
+    .prepared()
     .execute(conn)
     .await
     .map(drop)
@@ -250,15 +271,13 @@ async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> Qu
 async fn occupy_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> QueryResult<()> {
     diesel::sql_query("UPDATE officers SET availability = 'on_task' WHERE id = ANY($1) AND availability <> 'on_task'")
         .bind::<Array<SqlUuid>, _>(officers)
+        .prepared()
         .execute(conn)
         .await
         .map(drop)
 }
 
-fn bind_fields<'a>(
-    statement: diesel::query_builder::SqlQuery,
-    fields: &'a TaskFields,
-) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+fn bind_fields<'a>(statement: diesel::query_builder::SqlQuery, fields: &'a TaskFields) -> BoxedQuery<'a> {
     statement
         .into_boxed()
         .bind::<Text, _>(fields.title.as_str())
@@ -274,6 +293,42 @@ fn bind_fields<'a>(
         .bind::<Nullable<Text>, _>(fields.notes.as_deref())
 }
 
+/// A statement built from the filters present: each `?` of an appended fragment becomes the
+/// next numbered parameter, bound by the fragment's own closure in the same order.
+struct Filtered<'a> {
+    query: BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>,
+    parameters: usize,
+}
+
+impl<'a> Filtered<'a> {
+    fn new(select: String) -> Self {
+        Self { query: diesel::sql_query(select).into_boxed(), parameters: 0 }
+    }
+
+    /// Appends ` AND <predicate>`.
+    fn and(self, predicate: &str, bind: impl FnOnce(BoxedQuery<'a>) -> BoxedQuery<'a>) -> Self {
+        self.then(&format!(" AND {predicate}"), bind)
+    }
+
+    fn then(mut self, fragment: &str, bind: impl FnOnce(BoxedQuery<'a>) -> BoxedQuery<'a>) -> Self {
+        let mut numbered = String::with_capacity(fragment.len() + 8);
+        for (index, piece) in fragment.split('?').enumerate() {
+            if index > 0 {
+                self.parameters += 1;
+                numbered.push_str(&format!("${}", self.parameters));
+            }
+            numbered.push_str(piece);
+        }
+        Self { query: bind(self.query.sql(numbered)), parameters: self.parameters }
+    }
+
+    fn prepared(self) -> crate::prepared::Prepared<BoxedQuery<'a>> {
+        self.query.prepared()
+    }
+}
+
+type BoxedQuery<'a> = BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
+
 /// `$1..$11` of `bind_fields`, as stored.
 const FIELD_VALUES: &str = "$1, $2, $3::task_kind, $4::task_priority, $5, $6, \
      CASE WHEN $7::float8 IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint($8, $7), 4326)::geography END, $9, $10, $11";
@@ -282,23 +337,26 @@ const FIELD_VALUES: &str = "$1, $2, $3::task_kind, $4::task_priority, $5, $6, \
 impl TaskStore for PgTaskStore {
     async fn insert(&self, task: NewTask, entry: AuditEntry) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let statement = diesel::sql_query(format!(
-                "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+        let outcome = conn
+            .transaction(async |conn| {
+                let statement = diesel::sql_query(format!(
+                    "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
                                     location_description, delegate_id, notes, id, code, created_by) \
                  VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14)"
-            ));
-            bind_fields(statement, &task.fields)
-                .bind::<SqlUuid, _>(task.id.as_uuid())
-                .bind::<Nullable<Text>, _>(task.code.as_deref())
-                .bind::<SqlUuid, _>(task.created_by.as_uuid())
-                .execute(conn)
-                .await?;
-            add_officers(conn, task.id.as_uuid(), &task.officer_ids, Some(task.created_by.as_uuid())).await?;
-            record(conn, task.id.as_uuid(), "task.created", &entry).await
-        })
-        .await
-        .map_err(task_error)
+                ));
+                bind_fields(statement, &task.fields)
+                    .bind::<SqlUuid, _>(task.id.as_uuid())
+                    .bind::<Nullable<Text>, _>(task.code.as_deref())
+                    .bind::<SqlUuid, _>(task.created_by.as_uuid())
+                    .prepared()
+                    .execute(conn)
+                    .await?;
+                add_officers(conn, task.id.as_uuid(), &task.officer_ids, Some(task.created_by.as_uuid())).await?;
+                record(conn, task.id.as_uuid(), "task.created", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
@@ -307,55 +365,74 @@ impl TaskStore for PgTaskStore {
     }
 
     async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
-        let statuses: Vec<&str> = query.statuses.iter().map(|status| status.as_str()).collect();
+        // Only the filters present become predicates, so that each combination is a statement of
+        // its own, kept prepared with a plan that fits it.
+        let mut statement = Filtered::new(format!("SELECT {COLUMNS} FROM tasks t WHERE t.deleted_at IS NULL"));
+        if !query.statuses.is_empty() {
+            let statuses: Vec<&str> = query.statuses.iter().map(|status| status.as_str()).collect();
+            statement = statement.and("t.status::text = ANY(?)", |q| q.bind::<Array<Text>, _>(statuses));
+        }
+        if let Some(priority) = query.priority {
+            statement = statement.and("t.priority = ?::task_priority", |q| q.bind::<Text, _>(priority.as_str()));
+        }
+        if let Some(kind) = query.kind {
+            statement = statement.and("t.kind = ?::task_kind", |q| q.bind::<Text, _>(kind.as_str()));
+        }
+        if let Some(officer) = query.officer_id {
+            statement = statement
+                .and("EXISTS (SELECT 1 FROM task_assignments a WHERE a.task_id = t.id AND a.officer_id = ?)", |q| {
+                    q.bind::<SqlUuid, _>(officer.as_uuid())
+                });
+        }
+        if let Some(delegate) = query.delegate_id {
+            statement = statement.and("t.delegate_id = ?", |q| q.bind::<SqlUuid, _>(delegate.as_uuid()));
+        }
+        if let Some(user) = query.assigned_to_user {
+            statement = statement.and(
+                "EXISTS (SELECT 1 FROM task_assignments a JOIN officers o ON o.id = a.officer_id \
+                         WHERE a.task_id = t.id AND o.user_id = ?)",
+                |q| q.bind::<SqlUuid, _>(user.as_uuid()),
+            );
+        }
+        if let Some(from) = query.created_from {
+            statement = statement.and("t.created_at >= ?", |q| q.bind::<Timestamptz, _>(from));
+        }
+        if let Some(to) = query.created_to {
+            statement = statement.and("t.created_at < ?", |q| q.bind::<Timestamptz, _>(to));
+        }
+        if let Some(q) = &query.q {
+            let pattern = crate::users::like_pattern(q);
+            statement = statement.and("(t.title ILIKE ? OR t.code ILIKE ?)", |statement| {
+                statement.bind::<Text, _>(pattern.clone()).bind::<Text, _>(pattern)
+            });
+        }
+        if let Some((point, radius)) = query.near {
+            statement = statement
+                .and("ST_DWithin(t.location, ST_SetSRID(ST_MakePoint(?, ?), 4326)::geography, ?)", |q| {
+                    q.bind::<Double, _>(point.lng()).bind::<Double, _>(point.lat()).bind::<Double, _>(radius)
+                });
+        }
         // Keyset pagination: the cursor task's own sort key bounds the next page, so pages stay
         // stable while tasks are inserted.
         let (order, after) = match query.sort {
-            TaskSort::Newest => ("t.id DESC", "t.id < $7"),
+            TaskSort::Newest => ("t.id DESC", "t.id < ?"),
             TaskSort::Priority => (
                 "t.priority DESC, t.id DESC",
-                "(t.priority, t.id) < (SELECT c.priority, c.id FROM tasks c WHERE c.id = $7)",
+                "(t.priority, t.id) < (SELECT c.priority, c.id FROM tasks c WHERE c.id = ?)",
             ),
             TaskSort::ScheduledStart => (
                 "t.scheduled_start, t.id",
-                "(t.scheduled_start, t.id) > (SELECT c.scheduled_start, c.id FROM tasks c WHERE c.id = $7)",
+                "(t.scheduled_start, t.id) > (SELECT c.scheduled_start, c.id FROM tasks c WHERE c.id = ?)",
             ),
         };
-        let pattern = query.q.as_deref().map(crate::users::like_pattern);
+        if let Some(cursor) = query.after {
+            statement = statement.and(after, |q| q.bind::<SqlUuid, _>(cursor.as_uuid()));
+        }
+        // The limit is written into the statement: bound, it would leave PostgreSQL guessing the
+        // page size and re-planning on every execution instead of keeping one plan per size.
+        let statement = statement.then(&format!(" ORDER BY {order} LIMIT {}", query.limit), |q| q);
         let mut conn = connection(&self.pool).await?;
-        let rows: Vec<TaskRow> = diesel::sql_query(format!(
-            "SELECT {COLUMNS} FROM tasks t WHERE t.deleted_at IS NULL \
-               AND (cardinality($1::text[]) = 0 OR t.status::text = ANY($1)) \
-               AND ($2::text IS NULL OR t.priority = $2::task_priority) \
-               AND ($3::text IS NULL OR t.kind = $3::task_kind) \
-               AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM task_assignments a WHERE a.task_id = t.id AND a.officer_id = $4)) \
-               AND ($5::uuid IS NULL OR t.delegate_id = $5) \
-               AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM task_assignments a JOIN officers o ON o.id = a.officer_id \
-                                                WHERE a.task_id = t.id AND o.user_id = $6)) \
-               AND ($7::uuid IS NULL OR {after}) \
-               AND ($9::timestamptz IS NULL OR t.created_at >= $9) \
-               AND ($10::timestamptz IS NULL OR t.created_at < $10) \
-               AND ($11::text IS NULL OR t.title ILIKE $11 OR t.code ILIKE $11) \
-               AND ($12::float8 IS NULL OR ST_DWithin(t.location, ST_SetSRID(ST_MakePoint($13, $12), 4326)::geography, $14)) \
-             ORDER BY {order} LIMIT $8"
-        ))
-        .bind::<Array<Text>, _>(statuses)
-        .bind::<Nullable<Text>, _>(query.priority.map(|priority| priority.as_str()))
-        .bind::<Nullable<Text>, _>(query.kind.map(|kind| kind.as_str()))
-        .bind::<Nullable<SqlUuid>, _>(query.officer_id.map(OfficerId::as_uuid))
-        .bind::<Nullable<SqlUuid>, _>(query.delegate_id.map(UserId::as_uuid))
-        .bind::<Nullable<SqlUuid>, _>(query.assigned_to_user.map(UserId::as_uuid))
-        .bind::<Nullable<SqlUuid>, _>(query.after.map(TaskId::as_uuid))
-        .bind::<Integer, _>(i32::try_from(query.limit).unwrap_or(i32::MAX))
-        .bind::<Nullable<Timestamptz>, _>(query.created_from)
-        .bind::<Nullable<Timestamptz>, _>(query.created_to)
-        .bind::<Nullable<Text>, _>(pattern)
-        .bind::<Nullable<Double>, _>(query.near.map(|(point, _)| point.lat()))
-        .bind::<Nullable<Double>, _>(query.near.map(|(point, _)| point.lng()))
-        .bind::<Nullable<Double>, _>(query.near.map(|(_, radius)| radius))
-        .load(&mut conn)
-        .await
-        .map_err(query_error)?;
+        let rows: Vec<TaskRow> = statement.prepared().load(&mut conn).await.map_err(query_error)?;
         rows.into_iter().map(TaskRow::into_task).collect()
     }
 
@@ -367,58 +444,63 @@ impl TaskStore for PgTaskStore {
         entry: AuditEntry,
     ) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let statement = diesel::sql_query(format!(
-                "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+        let outcome = conn
+            .transaction(async |conn| {
+                let statement = diesel::sql_query(format!(
+                    "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
                                    location_description, delegate_id, notes) = ({FIELD_VALUES}) \
                  WHERE id = $12 AND deleted_at IS NULL AND ($13::bigint IS NULL OR version = $13)"
-            ));
-            let changed = bind_fields(statement, &fields)
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .bind::<Nullable<BigInt>, _>(expected_version)
-                .execute(conn)
-                .await?;
-            if changed == 0 {
-                let exists = load(conn, id.as_uuid()).await?.is_some();
-                return Err(if exists { TaskError::VersionMismatch } else { TaskError::NotFound }.into());
-            }
-            record(conn, id.as_uuid(), "task.updated", &entry).await
-        })
-        .await
-        .map_err(task_error)
+                ));
+                let changed = bind_fields(statement, &fields)
+                    .bind::<SqlUuid, _>(id.as_uuid())
+                    .bind::<Nullable<BigInt>, _>(expected_version)
+                    .execute(conn)
+                    .await?;
+                if changed == 0 {
+                    let exists = load(conn, id.as_uuid()).await?.is_some();
+                    return Err(if exists { TaskError::VersionMismatch } else { TaskError::NotFound }.into());
+                }
+                record(conn, id.as_uuid(), "task.updated", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn delete(&self, id: TaskId, entry: AuditEntry) -> Result<(), TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-            if matches!(task.status, TaskStatus::InProgress | TaskStatus::Paused) {
-                return Err(TaskError::Conflict("a running task is cancelled, not deleted").into());
-            }
-            let payload = serde_json::to_value(&task)
-                .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
-            diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .execute(conn)
+        let outcome = conn
+            .transaction(async |conn| {
+                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+                if matches!(task.status, TaskStatus::InProgress | TaskStatus::Paused) {
+                    return Err(TaskError::Conflict("a running task is cancelled, not deleted").into());
+                }
+                let payload = serde_json::to_value(&task)
+                    .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
+                diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
+                    .bind::<SqlUuid, _>(id.as_uuid())
+                    .prepared()
+                    .execute(conn)
+                    .await?;
+                audit::append(conn, &entry).await?;
+                let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
+                events::append(
+                    conn,
+                    NewEvent {
+                        event_type: "task.deleted",
+                        task_id: Some(id.as_uuid()),
+                        officer_id: None,
+                        audience: &audience,
+                        entry: &entry,
+                        payload,
+                    },
+                )
                 .await?;
-            audit::append(conn, &entry).await?;
-            let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
-            events::append(
-                conn,
-                NewEvent {
-                    event_type: "task.deleted",
-                    task_id: Some(id.as_uuid()),
-                    officer_id: None,
-                    audience: &audience,
-                    entry: &entry,
-                    payload,
-                },
-            )
-            .await?;
-            Ok(())
-        })
-        .await
-        .map_err(task_error)
+                Ok(())
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn transition(
@@ -434,59 +516,65 @@ impl TaskStore for PgTaskStore {
             status: String,
         }
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let current: Current = diesel::sql_query(
-                "SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .get_result(conn)
-            .await
-            .optional()?
-            .ok_or(TaskError::NotFound)?;
-            let from: TaskStatus = current.status.parse().map_err(|error| corrupt(&StoreError::unexpected(error)))?;
-            let to =
-                from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
-            // Paused time is added when the pause ends (resume, complete or cancel).
-            diesel::sql_query(
-                "UPDATE tasks SET status = $2::task_status, \
+        let outcome = conn
+            .transaction(async |conn| {
+                let current: Current = diesel::sql_query(
+                    "SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .prepared()
+                .get_result(conn)
+                .await
+                .optional()?
+                .ok_or(TaskError::NotFound)?;
+                let from: TaskStatus =
+                    current.status.parse().map_err(|error| corrupt(&StoreError::unexpected(error)))?;
+                let to =
+                    from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
+                // Paused time is added when the pause ends (resume, complete or cancel).
+                diesel::sql_query(
+                    "UPDATE tasks SET status = $2::task_status, \
                     actual_start = CASE WHEN $3 = 'start' THEN now() ELSE actual_start END, \
                     total_paused_seconds = total_paused_seconds + CASE WHEN paused_at IS NOT NULL AND $3 <> 'pause' \
                         THEN GREATEST(0, floor(extract(epoch FROM now() - paused_at)))::bigint ELSE 0 END, \
                     paused_at = CASE WHEN $3 = 'pause' THEN now() ELSE NULL END, \
                     actual_end = CASE WHEN $3 IN ('complete', 'cancel') THEN now() ELSE actual_end END \
                  WHERE id = $1",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<Text, _>(to.as_str())
-            .bind::<Text, _>(action.as_str())
-            .execute(conn)
-            .await?;
-            diesel::sql_query(
-                "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
-                 VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
-            )
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .bind::<Text, _>(from.as_str())
-            .bind::<Text, _>(to.as_str())
-            .bind::<Text, _>(action.as_str())
-            .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
-            .bind::<Nullable<Text>, _>(reason.as_deref())
-            .execute(conn)
-            .await?;
-            let officers: Vec<Uuid> = crate::schema::task_assignments::table
-                .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
-                .select(crate::schema::task_assignments::officer_id)
-                .load(conn)
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Text, _>(to.as_str())
+                .bind::<Text, _>(action.as_str())
+                .prepared()
+                .execute(conn)
                 .await?;
-            match to {
-                TaskStatus::InProgress => occupy_officers(conn, &officers).await?,
-                TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers).await?,
-                TaskStatus::Scheduled | TaskStatus::Paused => {}
-            }
-            record(conn, id.as_uuid(), "task.status_changed", &entry).await
-        })
-        .await
-        .map_err(task_error)
+                diesel::sql_query(
+                    "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
+                 VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Text, _>(from.as_str())
+                .bind::<Text, _>(to.as_str())
+                .bind::<Text, _>(action.as_str())
+                .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
+                .bind::<Nullable<Text>, _>(reason.as_deref())
+                .prepared()
+                .execute(conn)
+                .await?;
+                let officers: Vec<Uuid> = crate::schema::task_assignments::table
+                    .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
+                    .select(crate::schema::task_assignments::officer_id)
+                    .load(conn)
+                    .await?;
+                match to {
+                    TaskStatus::InProgress => occupy_officers(conn, &officers).await?,
+                    TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers).await?,
+                    TaskStatus::Scheduled | TaskStatus::Paused => {}
+                }
+                record(conn, id.as_uuid(), "task.status_changed", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError> {
@@ -511,6 +599,7 @@ impl TaskStore for PgTaskStore {
              FROM task_status_history WHERE task_id = $1 ORDER BY id",
         )
         .bind::<SqlUuid, _>(id.as_uuid())
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -530,20 +619,22 @@ impl TaskStore for PgTaskStore {
 
     async fn assign(&self, id: TaskId, officers: Vec<OfficerId>, entry: AuditEntry) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-            if task.status.is_final() {
-                return Err(TaskError::Conflict("a finished task takes no more officers").into());
-            }
-            add_officers(conn, id.as_uuid(), &officers, entry.actor.map(|(actor, _)| actor.as_uuid())).await?;
-            if task.status == TaskStatus::InProgress {
-                let ids: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
-                occupy_officers(conn, &ids).await?;
-            }
-            record(conn, id.as_uuid(), "task.assigned", &entry).await
-        })
-        .await
-        .map_err(task_error)
+        let outcome = conn
+            .transaction(async |conn| {
+                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+                if task.status.is_final() {
+                    return Err(TaskError::Conflict("a finished task takes no more officers").into());
+                }
+                add_officers(conn, id.as_uuid(), &officers, entry.actor.map(|(actor, _)| actor.as_uuid())).await?;
+                if task.status == TaskStatus::InProgress {
+                    let ids: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
+                    occupy_officers(conn, &ids).await?;
+                }
+                record(conn, id.as_uuid(), "task.assigned", &entry).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn dispatch_emergency(
@@ -560,7 +651,7 @@ impl TaskStore for PgTaskStore {
         }
         let point = task.fields.location.ok_or(TaskError::Conflict("an emergency needs a location"))?;
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
+        let outcome = conn.transaction(async |conn| {
             // SKIP LOCKED: two emergencies at once never take the same officer.
             let nearest: Option<Nearest> = diesel::sql_query(
                 "SELECT o.id, ST_Distance(o.location, ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography) AS distance_m \
@@ -570,6 +661,7 @@ impl TaskStore for PgTaskStore {
             )
             .bind::<Double, _>(point.lat())
             .bind::<Double, _>(point.lng())
+            .prepared()
             .get_result(conn)
             .await
             .optional()?;
@@ -581,6 +673,7 @@ impl TaskStore for PgTaskStore {
             bind_fields(statement, &task.fields)
                 .bind::<SqlUuid, _>(task.id.as_uuid())
                 .bind::<SqlUuid, _>(task.created_by.as_uuid())
+                .prepared()
                 .execute(conn)
                 .await?;
             if let Some(nearest) = &nearest {
@@ -603,7 +696,8 @@ impl TaskStore for PgTaskStore {
             Ok((created, nearest.map(|nearest| (OfficerId::from_uuid(nearest.id), nearest.distance_m))))
         })
         .await
-        .map_err(task_error)
+        .map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 
     async fn map(&self, center: GeoPoint, radius_m: f64) -> Result<Map, StoreError> {
@@ -638,6 +732,7 @@ impl TaskStore for PgTaskStore {
         .bind::<Double, _>(center.lat())
         .bind::<Double, _>(center.lng())
         .bind::<Double, _>(radius_m)
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -651,6 +746,7 @@ impl TaskStore for PgTaskStore {
         .bind::<Double, _>(center.lat())
         .bind::<Double, _>(center.lng())
         .bind::<Double, _>(radius_m)
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -687,20 +783,32 @@ impl TaskStore for PgTaskStore {
 
     async fn unassign(&self, id: TaskId, officer: OfficerId, entry: AuditEntry) -> Result<Task, TaskError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-            let removed = diesel::sql_query("DELETE FROM task_assignments WHERE task_id = $1 AND officer_id = $2")
+        let outcome = conn
+            .transaction(async |conn| {
+                load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
+                #[derive(QueryableByName)]
+                struct Removed {
+                    #[diesel(sql_type = SqlUuid)]
+                    user_id: Uuid,
+                }
+                let removed: Option<Removed> = diesel::sql_query(
+                    "DELETE FROM task_assignments a USING officers o \
+                 WHERE a.task_id = $1 AND a.officer_id = $2 AND o.id = a.officer_id RETURNING o.user_id",
+                )
                 .bind::<SqlUuid, _>(id.as_uuid())
                 .bind::<SqlUuid, _>(officer.as_uuid())
-                .execute(conn)
-                .await?;
-            if removed == 0 {
-                return Err(TaskError::NotFound.into());
-            }
-            release_officers(conn, &[officer.as_uuid()]).await?;
-            record(conn, id.as_uuid(), "task.unassigned", &entry).await
-        })
-        .await
-        .map_err(task_error)
+                .prepared()
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(removed) = removed else {
+                    return Err(TaskError::NotFound.into());
+                };
+                release_officers(conn, &[officer.as_uuid()]).await?;
+                record_for(conn, id.as_uuid(), "task.unassigned", &entry, &[removed.user_id]).await
+            })
+            .await
+            .map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 }

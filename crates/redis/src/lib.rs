@@ -2,12 +2,14 @@
 //! with in-process implementations of the same ports.
 
 mod announcements;
+mod cache;
 mod health;
 mod limits;
 mod pool;
 mod revocations;
 
 pub use announcements::RedisCommitAnnouncements;
+pub use cache::RedisResponseCache;
 pub use health::RedisCheck;
 pub use limits::RedisRateLimiter;
 pub use pool::{RedisPool, RedisSettings, build_pool, shared_connection};

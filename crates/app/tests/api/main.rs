@@ -12,6 +12,7 @@ mod metrics;
 mod officers;
 mod records;
 mod shutdown;
+mod stats;
 mod tasks;
 mod users;
 mod ws;

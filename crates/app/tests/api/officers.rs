@@ -149,7 +149,7 @@ async fn positions_need_consent_keep_a_history_and_write_events() {
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     let events: Vec<Event> =
-        sql_query("SELECT event_type, payload FROM event_log ORDER BY seq").load(&mut app.db().await).await.unwrap();
+        sql_query("SELECT event_type, payload FROM event_log ORDER BY id").load(&mut app.db().await).await.unwrap();
     let types: Vec<&str> = events.iter().map(|event| event.event_type.as_str()).collect();
     assert_eq!(types, ["officer.location_updated", "officer.location_updated", "officer.availability_changed"]);
     let latest: Value =

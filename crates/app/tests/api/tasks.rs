@@ -9,17 +9,21 @@ use gad_domain::users::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Options, TestApp};
 
-struct Desk {
-    app: TestApp,
-    operator: String,
-    supervisor: String,
+pub(crate) struct Desk {
+    pub(crate) app: TestApp,
+    pub(crate) operator: String,
+    pub(crate) supervisor: String,
 }
 
 /// An app with an operator and a supervisor logged in.
-async fn desk() -> Desk {
-    let app = TestApp::spawn().await;
+pub(crate) async fn desk() -> Desk {
+    desk_with(Options::default()).await
+}
+
+pub(crate) async fn desk_with(options: Options) -> Desk {
+    let app = TestApp::spawn_with(options).await;
     app.create_user("op@x.org", Role::Operator).await;
     app.create_user("sup@x.org", Role::Supervisor).await;
     let operator = app.login("op@x.org").await.access_token;
@@ -28,7 +32,7 @@ async fn desk() -> Desk {
 }
 
 /// An officer profile; returns (officer id, officer's token).
-async fn officer(desk: &Desk, email: &str) -> (String, String) {
+pub(crate) async fn officer(desk: &Desk, email: &str) -> (String, String) {
     let user = desk.app.create_user(email, Role::Officer).await;
     let body = json!({"user_id": user.to_string(), "badge_number": email.replace(['@', '.'], "-"), "availability": "available"});
     let officer: Value =
@@ -41,13 +45,13 @@ fn task_body(officers: &[&str]) -> Value {
            "scheduled_end": "2026-12-02T04:00:00Z", "location": {"lat": 40.41, "lng": -3.70}, "officer_ids": officers})
 }
 
-async fn create(desk: &Desk, officers: &[&str]) -> Value {
+pub(crate) async fn create(desk: &Desk, officers: &[&str]) -> Value {
     let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(task_body(officers))).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     response.json().await.unwrap()
 }
 
-async fn transition(desk: &Desk, token: &str, task: &str, action: &str) -> reqwest::Response {
+pub(crate) async fn transition(desk: &Desk, token: &str, task: &str, action: &str) -> reqwest::Response {
     desk.app
         .send(Method::POST, &format!("/api/v1/tasks/{task}/transitions"), token, Some(json!({"action": action})))
         .await
@@ -201,7 +205,7 @@ async fn the_lifecycle_moves_officers_and_writes_one_history_row_per_transition(
             ("in_progress", "complete", "completed")
         ]
     );
-    let events: Vec<Event> = sql_query("SELECT event_type FROM event_log WHERE task_id IS NOT NULL ORDER BY seq")
+    let events: Vec<Event> = sql_query("SELECT event_type FROM event_log WHERE task_id IS NOT NULL ORDER BY id")
         .load(&mut desk.app.db().await)
         .await
         .unwrap();
@@ -275,6 +279,19 @@ async fn assignments_add_and_remove_officers() {
         .await
         .unwrap();
     assert_eq!(removed["officer_ids"], json!([eva]));
+    #[derive(QueryableByName)]
+    struct Audience {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        members: i64,
+    }
+    let audience: Audience = sql_query(
+        "SELECT cardinality(audience)::bigint AS members FROM event_log WHERE event_type = 'task.unassigned' \
+           AND audience @> (SELECT array_agg(user_id) FROM officers)",
+    )
+    .get_result(&mut desk.app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(audience.members, 2, "the officer removed hears of it, and so does the one who stays");
     let again = desk.app.send(Method::DELETE, &format!("{assignments}/{ana}"), &desk.operator, None).await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 

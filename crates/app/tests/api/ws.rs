@@ -160,7 +160,7 @@ async fn ticket(app: &TestApp, token: &str) -> String {
 }
 
 /// Appends `count` events straight to the log from `writers` concurrent connections, each with
-/// a payload of about `padding` bytes.
+/// a payload of about `padding` bytes, numbering them after each commit.
 async fn append_events(app: &TestApp, writers: usize, count: usize, padding: usize) {
     let per_writer = count / writers;
     join_all((0..writers).map(|_| async {
@@ -174,6 +174,8 @@ async fn append_events(app: &TestApp, writers: usize, count: usize, padding: usi
             .execute(&mut conn)
             .await
             .unwrap();
+            // As the application's writers do right after their commit.
+            sql_query("SELECT gad_event_log_number()").execute(&mut conn).await.unwrap();
         }
     }))
     .await;
@@ -341,17 +343,21 @@ async fn topics_follow_the_rest_policy_for_every_role() {
     assert!(ana_client.next_within(Duration::from_millis(300)).await.is_none(), "exactly once");
     assert!(eva_client.next_within(Duration::from_millis(300)).await.is_none(), "eva sees nothing");
 
-    // Unassigned, ana loses the task topic and stops receiving its events.
+    // Unassigned, ana learns it, then loses the task topic and receives none of its events.
     let response =
         desk.app.send(Method::DELETE, &format!("/api/v1/tasks/{id}/assignments/{ana}"), &desk.operator, None).await;
     assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(ana_client.next().await["type"], "task.unassigned");
+    desk.app.send(Method::PATCH, &format!("/api/v1/tasks/{id}"), &desk.operator, Some(json!({"title": "Again"}))).await;
     let withdrawn = ana_client.next().await;
     assert_eq!(
         (withdrawn["type"].as_str(), withdrawn["data"]["code"].as_str()),
         (Some("error"), Some("forbidden_topic"))
     );
     assert_eq!(withdrawn["data"]["topic"], task_topic);
-    desk.app.send(Method::PATCH, &format!("/api/v1/tasks/{id}"), &desk.operator, Some(json!({"title": "Again"}))).await;
+    desk.app
+        .send(Method::PATCH, &format!("/api/v1/tasks/{id}"), &desk.operator, Some(json!({"title": "Once more"})))
+        .await;
     ana_client.send(json!({"type": "ping"})).await;
     assert_eq!(ana_client.next().await["type"], "pong", "no more events of the task");
 }

@@ -11,6 +11,7 @@ mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod officers;
+mod stats;
 mod tasks;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
@@ -60,7 +61,9 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(tasks::get_history)
         .service(tasks::post_assignments)
         .service(tasks::delete_assignment)
-        .service(geo::get_map);
+        .service(geo::get_map)
+        .service(stats::get_overview)
+        .service(stats::get_user_stats);
 }
 
 /// Only the metrics route, for the private metrics listener.

@@ -21,7 +21,7 @@ use crate::idempotency::idempotent;
 use crate::pagination::PageRequest;
 use crate::routes::officers::OfficerView;
 use crate::state::Services;
-use crate::validation::{Fields, parse_number, present};
+use crate::validation::{Fields, parse_number, present, query_pairs};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct PointView {
@@ -311,8 +311,7 @@ pub(crate) async fn list_tasks(
     principal: Principal,
     services: web::Data<Services>,
 ) -> Result<web::Json<TaskPage>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| ApiError::bad_request("the query string is malformed"))?;
+    let pairs = query_pairs(&req)?;
     let mut problems = Fields::default();
     let mut query = TaskQuery::default();
     let (mut limit, mut cursor) = (None, None);
