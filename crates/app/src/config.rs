@@ -83,6 +83,7 @@ pub struct Settings {
     pub telegram: TelegramConfig,
     pub health: HealthConfig,
     pub log: LogConfig,
+    pub ws: WsConfig,
 }
 
 fn default_environment() -> Environment {
@@ -192,6 +193,32 @@ impl TelegramConfig {
             (None, Some(_)) => TelegramMode::Polling,
         }
     }
+}
+
+/// The real-time service (`GET /ws/connect`, docs/WEBSOCKET.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsConfig {
+    /// Seconds between WebSocket pings.
+    pub heartbeat_interval_s: u64,
+    /// Seconds of silence after which a peer is closed.
+    pub idle_timeout_s: u64,
+    /// Open connections per instance (503 at the handshake beyond).
+    pub max_connections: usize,
+    /// Open connections per user and instance (429 at the handshake beyond).
+    pub max_connections_per_user: usize,
+    /// Events queued for one connection before it is closed as a slow consumer (1013).
+    pub queue_size: usize,
+    /// Topics one connection may follow.
+    pub max_topics: usize,
+    /// Hours of event log that `resume` may replay.
+    pub replay_retention_h: u64,
+    /// The most events one `resume` replays (`resync_required` beyond).
+    pub replay_max_events: i64,
+    /// Milliseconds between reads of the event log when no commit notification came.
+    pub poll_interval_ms: u64,
+    /// Milliseconds between checks of live connections against revocations and token expiry.
+    pub revocation_check_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -324,6 +351,19 @@ impl Settings {
         }
         if self.rate_limit.general_per_minute == 0 || self.rate_limit.login_per_minute == 0 {
             problems.push("rate limits must be at least 1 request per minute".into());
+        }
+        let ws = &self.ws;
+        if ws.heartbeat_interval_s == 0 || ws.idle_timeout_s <= ws.heartbeat_interval_s {
+            problems.push("ws.idle_timeout_s must be longer than a positive ws.heartbeat_interval_s".into());
+        }
+        if ws.max_connections == 0 || ws.max_connections_per_user == 0 || ws.queue_size == 0 || ws.max_topics == 0 {
+            problems.push("ws connection caps, queue size and topic cap must be positive".into());
+        }
+        if ws.replay_retention_h == 0 || ws.replay_max_events <= 0 {
+            problems.push("ws replay retention and replay_max_events must be positive".into());
+        }
+        if ws.poll_interval_ms == 0 || ws.revocation_check_interval_ms == 0 || ws.revocation_check_interval_ms > 4000 {
+            problems.push("ws.poll_interval_ms must be positive and ws.revocation_check_interval_ms 1..=4000".into());
         }
         if self.auth.access_token_ttl_s == 0 || self.auth.refresh_token_ttl_s <= self.auth.access_token_ttl_s {
             problems.push("auth token lifetimes must be positive and refresh longer than access".into());

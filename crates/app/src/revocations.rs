@@ -130,6 +130,14 @@ impl Revocations for RevocationHub {
         self.store.is_revoked(token).await
     }
 
+    fn known_revoked(&self, token: &TokenIdentity) -> bool {
+        self.set.is_revoked(token)
+    }
+
+    fn generation(&self) -> u64 {
+        self.set.generation()
+    }
+
     async fn announce(&self, revocation: Revocation) {
         self.set.apply(revocation);
         if let Some(channel) = &self.channel

@@ -6,18 +6,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
+use gad_domain::events::CommitAnnouncements;
 use gad_domain::health::DependencyCheck;
 use gad_domain::limits::{Rate, RateLimiter};
+use gad_domain::users::Revocations;
 use gad_http::Services;
 use gad_http::auth::{TokenIssuer, TokenSettings};
 use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
-use gad_http::{AppState, HttpSettings, MetricsEndpoint};
+use gad_http::{AppState, ExtraRoutes, HttpSettings, MetricsEndpoint};
 use gad_pg::{
-    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgIdempotencyStore, PgOfficerStore, PgPool, PgSettings,
-    PgStatsStore, PgTaskStore, PgUserStore, PostgresCheck,
+    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool,
+    PgSettings, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
 };
-use gad_redis::{RedisCheck, RedisPool, RedisRateLimiter, RedisResponseCache, RedisSettings, RevocationChannel};
+use gad_redis::{
+    RedisCheck, RedisCommitAnnouncements, RedisPool, RedisRateLimiter, RedisResponseCache, RedisSettings,
+    RevocationChannel,
+};
+use gad_ws::{Realtime, WsSettings};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 
@@ -32,6 +38,7 @@ pub struct Application {
     metrics_port: Option<u16>,
     api: Server,
     metrics: Option<Server>,
+    realtime: Realtime,
 }
 
 /// Redis, when configured: a pool for probes, one shared multiplexed connection for hot paths.
@@ -44,11 +51,14 @@ struct Redis {
 #[derive(Clone)]
 pub struct StopHandle {
     servers: Vec<ServerHandle>,
+    realtime: Realtime,
 }
 
 impl StopHandle {
     /// Requests the stop at once; the returned future resolves when every server has drained.
+    /// Live sockets are closed with 1001 (going away) so that clients reconnect elsewhere.
     pub fn stop(&self) -> impl Future<Output = ()> + use<> {
+        self.realtime.hub().close_all(gad_ws::close::GOING_AWAY);
         let draining: Vec<_> = self.servers.iter().map(|server| server.stop(true)).collect();
         async move {
             for server in draining {
@@ -105,6 +115,7 @@ impl Application {
             started_at: Instant::now(),
         };
         let auth = services(settings, &pg_pool, redis.as_ref())?;
+        let realtime = realtime(settings, &pg_pool, redis.as_ref(), Arc::clone(&auth.revocations))?;
         let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
@@ -117,7 +128,12 @@ impl Application {
             shutdown_timeout: Duration::from_secs(settings.http.shutdown_timeout_s),
             separate_metrics_listener: settings.metrics.bind.is_some(),
         };
-        let api = gad_http::api_server(listener, state, auth, metrics.clone(), &http)?;
+        let routes = {
+            let realtime = realtime.clone();
+            let routes: ExtraRoutes = Arc::new(move |cfg| realtime.configure(cfg));
+            routes
+        };
+        let api = gad_http::api_server_with(listener, state, auth, metrics.clone(), &http, Some(routes))?;
         let (metrics, metrics_port) = match &settings.metrics.bind {
             Some(bind) => {
                 let listener = TcpListener::bind(bind)?;
@@ -127,7 +143,7 @@ impl Application {
             None => (None, None),
         };
         tracing::info!(port, metrics_port, environment = settings.environment.as_str(), "listening");
-        Ok(Self { port, metrics_port, api, metrics })
+        Ok(Self { port, metrics_port, api, metrics, realtime })
     }
 
     pub fn port(&self) -> u16 {
@@ -141,7 +157,7 @@ impl Application {
     pub fn stop_handle(&self) -> StopHandle {
         let mut servers = vec![self.api.handle()];
         servers.extend(self.metrics.as_ref().map(Server::handle));
-        StopHandle { servers }
+        StopHandle { servers, realtime: self.realtime.clone() }
     }
 
     /// Serves until every server has stopped.
@@ -213,6 +229,45 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         rate_limits: rate_limit_policy(settings, redis, &tokens),
         tokens,
     })
+}
+
+/// The real-time service: the relay over the event log, the hub, and tickets.
+fn realtime(
+    settings: &Settings,
+    pg_pool: &PgPool,
+    redis: Option<&Redis>,
+    revocations: Arc<dyn Revocations>,
+) -> anyhow::Result<Realtime> {
+    let ws = &settings.ws;
+    let ws_settings = WsSettings {
+        heartbeat_interval: Duration::from_secs(ws.heartbeat_interval_s),
+        idle_timeout: Duration::from_secs(ws.idle_timeout_s),
+        max_connections: ws.max_connections,
+        max_connections_per_user: ws.max_connections_per_user,
+        queue_size: ws.queue_size,
+        max_topics: ws.max_topics,
+        replay_retention: time::Duration::hours(i64::try_from(ws.replay_retention_h).unwrap_or(i64::MAX / 3600)),
+        replay_max_events: ws.replay_max_events,
+        poll_interval: Duration::from_millis(ws.poll_interval_ms),
+        revocation_check_interval: Duration::from_millis(ws.revocation_check_interval_ms),
+        allowed_origins: settings.http.cors_allowed_origins.clone(),
+        ..WsSettings::default()
+    };
+    let log = Arc::new(PgEventLog::new(pg_pool.clone(), &settings.database.url));
+    // The relay reads on a connection of its own: behind a saturated pool it would add the
+    // requests' queueing to every delivery.
+    let relay_pool = gad_pg::build_pool(&PgSettings { max_connections: 1, ..pg_settings(settings) })?;
+    let relay_log = Arc::new(PgEventLog::new(relay_pool, &settings.database.url));
+    let tickets = Arc::new(PgTicketStore::new(pg_pool.clone()));
+    let peers: Option<Arc<dyn CommitAnnouncements>> = match (&settings.redis.url, redis) {
+        (Some(url), Some(redis)) => {
+            let origin = uuid::Uuid::now_v7();
+            let prefix = &settings.redis.key_prefix;
+            Some(Arc::new(RedisCommitAnnouncements::new(url, redis.connection.clone(), prefix, origin)?))
+        }
+        _ => None,
+    };
+    Ok(Realtime::start(ws_settings, log, relay_log, tickets, revocations, peers))
 }
 
 /// Limits per client and user: counted in Redis when configured (falling back to this process

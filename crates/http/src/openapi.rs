@@ -19,6 +19,7 @@ use crate::routes;
         (name = "health", description = "Liveness, readiness and dependency health"),
         (name = "operations", description = "Metrics and the API description"),
         (name = "auth", description = "Login, token refresh, logout and the current user"),
+        (name = "realtime", description = "Tickets for the WebSocket at GET /ws/connect (see docs/WEBSOCKET.md)"),
         (name = "users", description = "Users, their roles and their profiles (rectification)"),
         (name = "consents", description = "Consent records of a subject (GDPR)"),
         (name = "audit", description = "The append-only audit log"),
@@ -26,6 +27,7 @@ use crate::routes;
         (name = "tasks", description = "Tasks, their state machine, history and assignments"),
         (name = "statistics", description = "Figures for supervisors and per user, cached by data version"),
     ),
+    paths(routes::ws_tickets::ws_connect),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)
 )]

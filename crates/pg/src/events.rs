@@ -1,13 +1,19 @@
 //! The event log (outbox): rows written in the transaction of the change they announce, numbered
 //! just after their commit (global, gap-free, in commit order; see the event-numbering migration).
 
-use diesel::sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use async_trait::async_trait;
+use diesel::QueryableByName;
+use diesel::pg::data_types::PgInterval;
+use diesel::sql_types::{Array, BigInt, Bool, Interval, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::StreamExt;
 use gad_domain::audit::AuditEntry;
+use gad_domain::error::StoreError;
+use gad_domain::events::{CommitNotifications, Event, EventLog, ReplayStart};
+use gad_domain::users::UserId;
 use std::sync::Arc;
 use std::time::Duration;
-
-use gad_domain::error::StoreError;
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -102,6 +108,150 @@ impl EventNumbering {
             if let Err(error) = self.sweep().await {
                 tracing::warn!(%error, "numbering events failed; retrying on the next commit or tick");
             }
+        }
+    }
+}
+
+/// Reads the event log for the real-time relay and replay, and listens for its commits.
+#[derive(Clone)]
+pub struct PgEventLog {
+    pool: PgPool,
+    /// For the dedicated `LISTEN` connection, which must not come from (or return to) the pool.
+    url: String,
+}
+
+impl std::fmt::Debug for PgEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEventLog").finish_non_exhaustive()
+    }
+}
+
+impl PgEventLog {
+    pub fn new(pool: PgPool, url: &str) -> Self {
+        Self { pool, url: url.to_owned() }
+    }
+}
+
+#[derive(QueryableByName)]
+struct EventRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    event_type: String,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    task_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    officer_id: Option<Uuid>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    audience: Vec<Uuid>,
+    #[diesel(sql_type = Text)]
+    payload: String,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+}
+
+impl From<EventRow> for Event {
+    fn from(row: EventRow) -> Self {
+        Self {
+            seq: row.seq,
+            id: row.id,
+            event_type: row.event_type,
+            task_id: row.task_id,
+            officer_id: row.officer_id,
+            audience: row.audience.into_iter().map(UserId::from_uuid).collect(),
+            payload: row.payload,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Seq {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+#[derive(QueryableByName)]
+struct Oldest {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    seq: Option<i64>,
+    #[diesel(sql_type = Bool)]
+    expired: bool,
+}
+
+#[async_trait]
+impl EventLog for PgEventLog {
+    async fn head(&self) -> Result<i64, StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        // The head row is only updated by writers, so its committed value is the last commit.
+        let head: Seq = diesel::sql_query("SELECT last_seq AS seq FROM event_log_head")
+            .get_result(&mut conn)
+            .await
+            .map_err(query_error)?;
+        Ok(head.seq)
+    }
+
+    async fn read(&self, after: i64, until: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        let rows: Vec<EventRow> = diesel::sql_query(
+            "SELECT seq, id, event_type, task_id, officer_id, audience, payload::text AS payload, created_at \
+             FROM event_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(until)
+        .bind::<BigInt, _>(limit)
+        .load(&mut conn)
+        .await
+        .map_err(query_error)?;
+        Ok(rows.into_iter().map(Event::from).collect())
+    }
+
+    async fn replay_start(&self, since: i64, retention: time::Duration) -> Result<ReplayStart, StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        let oldest: Oldest = diesel::sql_query(
+            "SELECT min(seq) AS seq, coalesce(bool_or(created_at < now() - $2), false) AS expired \
+             FROM (SELECT seq, created_at FROM event_log WHERE seq > $1 ORDER BY seq LIMIT 1) AS first",
+        )
+        .bind::<BigInt, _>(since)
+        .bind::<Interval, _>(PgInterval::from_microseconds(
+            retention.whole_microseconds().try_into().unwrap_or(i64::MAX),
+        ))
+        .get_result(&mut conn)
+        .await
+        .map_err(query_error)?;
+        Ok(match oldest.seq {
+            // The next event the client lacks is still here and young enough.
+            Some(seq) if seq == since + 1 && !oldest.expired => ReplayStart::Available,
+            // Nothing after `since`: nothing was missed.
+            None => ReplayStart::Available,
+            // A gap: the events right after `since` were purged, or are too old.
+            Some(_) => ReplayStart::TooOld,
+        })
+    }
+
+    async fn listen(&self) -> Result<Box<dyn CommitNotifications>, StoreError> {
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("cannot open the event listener: {error}")))?;
+        diesel::sql_query("LISTEN gad_event_log").execute(&mut conn).await.map_err(query_error)?;
+        Ok(Box::new(PgCommitNotifications { conn }))
+    }
+}
+
+struct PgCommitNotifications {
+    conn: AsyncPgConnection,
+}
+
+#[async_trait]
+impl CommitNotifications for PgCommitNotifications {
+    async fn next(&mut self) -> Result<(), StoreError> {
+        let mut notifications = std::pin::pin!(self.conn.notifications_stream());
+        match notifications.next().await {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(error)) => Err(query_error(error)),
+            None => Err(StoreError::Unavailable("the event listener connection closed".into())),
         }
     }
 }

@@ -344,6 +344,7 @@ diesel::table! {
 diesel::table! {
     use diesel::sql_types::*;
     use postgis_diesel::sql_types::*;
+    use super::sql_types::UserRole;
 
     ws_tickets (ticket_hash) {
         ticket_hash -> Bytea,
@@ -351,6 +352,11 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
+        role -> UserRole,
+        token_jti -> Uuid,
+        session_id -> Uuid,
+        token_issued_at -> Timestamptz,
+        token_expires_at -> Timestamptz,
     }
 }
 

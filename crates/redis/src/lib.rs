@@ -1,12 +1,14 @@
 //! The Redis adapter. Redis is optional: without `REDIS_URL` the app runs as a single instance
 //! with in-process implementations of the same ports.
 
+mod announcements;
 mod cache;
 mod health;
 mod limits;
 mod pool;
 mod revocations;
 
+pub use announcements::RedisCommitAnnouncements;
 pub use cache::RedisResponseCache;
 pub use health::RedisCheck;
 pub use limits::RedisRateLimiter;

@@ -88,6 +88,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Options) -> Self {
+        Self::spawn_configured(options, |_| {}).await
+    }
+
+    /// Like `spawn_with`, with a last say on the settings (real-time limits, timeouts, …).
+    pub async fn spawn_configured(options: Options, configure: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::built_in(Environment::Test).unwrap();
         if std::env::var_os("TEST_LOG").is_some() {
             settings.log.filter = "info".into();
@@ -120,6 +125,7 @@ impl TestApp {
             settings.redis.key_prefix = redis.prefix().to_owned();
         }
         settings.auth.jwt_secret = Some(JWT_SECRET.to_owned().into());
+        configure(&mut settings);
         Self::start(settings.validated().unwrap(), database, redis).await
     }
 
@@ -148,6 +154,11 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status();
         (status, response.json().await.unwrap())
+    }
+
+    /// `ws://…/ws/connect` of this instance.
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws/connect", self.address.replacen("http://", "ws://", 1))
     }
 
     pub fn database_url(&self) -> &str {

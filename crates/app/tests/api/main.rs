@@ -15,3 +15,4 @@ mod shutdown;
 mod stats;
 mod tasks;
 mod users;
+mod ws;

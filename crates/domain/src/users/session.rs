@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -44,6 +45,19 @@ pub trait Revocations: Send + Sync {
     /// Makes a revocation that the store already holds effective here at once, and on the other
     /// instances as soon as they hear of it.
     async fn announce(&self, revocation: Revocation);
+
+    /// Whether this instance already knows the token to be revoked, from memory and without I/O
+    /// (for sweeping live connections, which must not query a store per connection).
+    fn known_revoked(&self, token: &TokenIdentity) -> bool {
+        let _ = token;
+        false
+    }
+
+    /// A number that changes whenever a revocation becomes known here, so that sweepers can skip
+    /// rounds in which nothing changed.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// What identifies an access token for revocation.
@@ -89,10 +103,21 @@ pub struct RevocationSet {
     tokens: RwLock<HashMap<Uuid, OffsetDateTime>>,
     users: RwLock<HashMap<UserId, OffsetDateTime>>,
     sessions: RwLock<HashMap<Uuid, OffsetDateTime>>,
+    generation: AtomicU64,
 }
 
 impl RevocationSet {
+    /// Changes (grows) with every revocation applied.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub fn apply(&self, revocation: Revocation) {
+        self.insert(revocation);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn insert(&self, revocation: Revocation) {
         match revocation {
             Revocation::Token(token) => {
                 write(&self.tokens).insert(token.jti, token.expires_at);

@@ -28,6 +28,8 @@ pub struct Principal {
     pub role: Role,
     pub jti: Uuid,
     pub session_id: Uuid,
+    /// The token's `iat` (whole seconds).
+    pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
 
@@ -35,6 +37,11 @@ impl Principal {
     /// The caller as the domain's policy functions see it.
     pub fn actor(&self) -> Actor {
         Actor { id: self.user_id, role: self.role }
+    }
+
+    /// The token as revocations see it.
+    pub fn identity(&self) -> TokenIdentity {
+        TokenIdentity { jti: self.jti, user_id: self.user_id, session_id: self.session_id, issued_at: self.issued_at }
     }
 }
 
@@ -86,7 +93,14 @@ pub async fn authenticate(
     if revocations.is_revoked(&identity).await? {
         return Err(ApiError::unauthenticated("the access token has been revoked"));
     }
-    Ok(Principal { user_id: identity.user_id, role: claims.role, jti: claims.jti, session_id: claims.sid, expires_at })
+    Ok(Principal {
+        user_id: identity.user_id,
+        role: claims.role,
+        jti: claims.jti,
+        session_id: claims.sid,
+        issued_at,
+        expires_at,
+    })
 }
 
 /// Where the request came from, for the audit log.

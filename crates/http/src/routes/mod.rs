@@ -15,6 +15,7 @@ mod stats;
 mod tasks;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
+pub mod ws_tickets;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -30,6 +31,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(auth::post_refresh)
         .service(auth::post_logout)
         .service(auth::get_me)
+        .service(ws_tickets::create_ws_ticket)
         .service(users::list_users_route)
         .service(users::create_user_route)
         .service(users::get_user)

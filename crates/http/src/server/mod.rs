@@ -3,6 +3,7 @@
 //! stops the servers gracefully through their handles.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_cors::Cors;
@@ -40,6 +41,10 @@ pub struct HttpSettings {
     pub separate_metrics_listener: bool,
 }
 
+/// Routes and shared data that another crate (the WebSocket service) adds to the API listener,
+/// behind the same middleware stack.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
 /// Everything the API's app factory needs, built once and shared by every worker.
 #[derive(Clone)]
 struct Shared {
@@ -53,6 +58,7 @@ struct Shared {
     openapi: web::Data<OpenApiJson>,
     body_limit: usize,
     cors_allowed_origins: Vec<String>,
+    extra: Option<ExtraRoutes>,
 }
 
 impl Shared {
@@ -75,6 +81,7 @@ impl Shared {
             openapi: web::Data::new(OpenApiJson(openapi)),
             body_limit: settings.body_limit,
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
+            extra: None,
         })
     }
 }
@@ -95,6 +102,10 @@ fn api_app(
     let app = match (shared.auth, shared.rate_limits) {
         (Some(auth), Some(rate_limits)) => app.app_data(auth).app_data(rate_limits),
         _ => app,
+    };
+    let app = match shared.extra {
+        Some(extra) => app.configure(|cfg| extra(cfg)),
+        None => app,
     };
     app.service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
         .route("/docs", web::get().to(redirect_to_docs))
@@ -125,8 +136,24 @@ pub fn api_server(
     metrics: MetricsEndpoint,
     settings: &HttpSettings,
 ) -> std::io::Result<Server> {
-    let shared = Shared::new(state, Some(auth), metrics, settings)?;
+    api_server_with(listener, state, auth, metrics, settings, None)
+}
+
+/// The API server with `extra` routes (the WebSocket service) behind the same middleware.
+pub fn api_server_with(
+    listener: TcpListener,
+    state: AppState,
+    auth: Services,
+    metrics: MetricsEndpoint,
+    settings: &HttpSettings,
+    extra: Option<ExtraRoutes>,
+) -> std::io::Result<Server> {
+    let mut shared = Shared::new(state, Some(auth), metrics, settings)?;
+    shared.extra = extra;
     let mut server = HttpServer::new(move || api_app(shared.clone()))
+        // Small writes (WebSocket frames, short responses) leave at once instead of waiting for
+        // the peer's delayed ACK (Nagle).
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs());
     if let Some(workers) = settings.workers {

@@ -1,0 +1,417 @@
+//! The hub of one instance: its live connections, what each follows, and the fan-out of each
+//! event to the local subscribers. The relay is its only writer of events, in `seq` order.
+//!
+//! Every connection has a bounded outbound queue. The relay never waits on a connection: when a
+//! queue is full the connection is closed with 1013 (slow consumer) and the others carry on.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytestring::ByteString;
+use gad_domain::events::{Event, Topic};
+use gad_domain::tasks::task::TaskId;
+use gad_domain::users::policy::Actor;
+use gad_domain::users::{Revocations, TokenIdentity, UserId};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, mpsc};
+
+use crate::protocol;
+
+/// Close codes of this service.
+pub mod close {
+    /// The token was revoked or expired (logout, deactivation, role change, expiry).
+    pub const REVOKED: u16 = 4401;
+    /// The outbound queue overflowed.
+    pub const SLOW_CONSUMER: u16 = 1013;
+    /// The instance is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+}
+
+pub(crate) type ConnectionId = u64;
+
+/// What the relay hands a connection.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Event {
+        seq: i64,
+        created_at: OffsetDateTime,
+        /// When the relay read it from the log (fan-out latency starts here).
+        read_at: std::time::Instant,
+        frame: ByteString,
+    },
+    /// A message about the connection itself (a subscription withdrawn).
+    Control(ByteString),
+}
+
+/// The part of a connection the hub and the connection task share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) id: ConnectionId,
+    pub(crate) actor: Actor,
+    pub(crate) identity: TokenIdentity,
+    pub(crate) expires_at: OffsetDateTime,
+    tx: mpsc::Sender<Outbound>,
+    close_code: AtomicU16,
+    closing: AtomicBool,
+    pub(crate) close: Notify,
+}
+
+impl Shared {
+    /// Asks the connection to close with `code` (the first request wins).
+    pub(crate) fn close_with(&self, code: u16) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            self.close_code.store(code, Ordering::Release);
+            self.close.notify_one();
+        }
+    }
+
+    pub(crate) fn close_code(&self) -> Option<u16> {
+        self.closing.load(Ordering::Acquire).then(|| self.close_code.load(Ordering::Acquire))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Tasks,
+    Officers,
+    Alerts,
+    Mine(UserId),
+    Task(TaskId),
+}
+
+fn key(topic: Topic, actor: Actor) -> Key {
+    match topic {
+        Topic::Tasks => Key::Tasks,
+        Topic::Officers => Key::Officers,
+        Topic::Alerts => Key::Alerts,
+        Topic::TasksMine => Key::Mine(actor.id),
+        Topic::Task(id) => Key::Task(id),
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    shared: Arc<Shared>,
+    topics: HashSet<Topic>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    connections: HashMap<ConnectionId, Entry>,
+    followers: HashMap<Key, HashSet<ConnectionId>>,
+}
+
+impl Registry {
+    fn unfollow(&mut self, id: ConnectionId, key: Key) {
+        if let Some(set) = self.followers.get_mut(&key) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.followers.remove(&key);
+            }
+        }
+    }
+}
+
+/// Limits that the handshake enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub max_connections: usize,
+    pub max_connections_per_user: usize,
+    pub queue_size: usize,
+    pub max_topics: usize,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    InstanceFull,
+    UserFull,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    registry: RwLock<Registry>,
+    per_user: Mutex<HashMap<UserId, usize>>,
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    /// Every event with `seq <= position` has been handed to the subscribers of the moment.
+    position: AtomicI64,
+    caps: Caps,
+}
+
+/// A slot taken at the handshake; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    hub: Arc<Hub>,
+    user: UserId,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.hub.open.fetch_sub(1, Ordering::AcqRel);
+        let mut per_user = lock(&self.hub.per_user);
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+        metrics::gauge!("ws_connections").set(self.hub.open.load(Ordering::Acquire) as f64);
+    }
+}
+
+/// A registered connection; unregistered when dropped.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    hub: Arc<Hub>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) rx: mpsc::Receiver<Outbound>,
+    _admission: Admission,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut registry = write(&self.hub.registry);
+        if let Some(entry) = registry.connections.remove(&self.shared.id) {
+            for topic in entry.topics {
+                registry.unfollow(self.shared.id, key(topic, self.shared.actor));
+            }
+        }
+    }
+}
+
+/// The outcome of a subscription request for one topic.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Subscribed {
+    Yes,
+    TooMany,
+}
+
+impl Hub {
+    pub fn new(caps: Caps) -> Arc<Self> {
+        Arc::new(Self {
+            registry: RwLock::default(),
+            per_user: Mutex::default(),
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            position: AtomicI64::new(0),
+            caps,
+        })
+    }
+
+    /// Open connections on this instance.
+    pub fn connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// The `seq` up to which events have been delivered live.
+    pub fn position(&self) -> i64 {
+        self.position.load(Ordering::Acquire)
+    }
+
+    /// Where live delivery starts (the relay's first position).
+    pub(crate) fn start_at(&self, seq: i64) {
+        self.position.store(seq, Ordering::Release);
+    }
+
+    /// Takes a connection slot for `user`, or says which cap is reached.
+    pub(crate) fn admit(self: &Arc<Self>, user: UserId) -> Result<Admission, Refusal> {
+        let mut per_user = lock(&self.per_user);
+        if self.open.load(Ordering::Acquire) >= self.caps.max_connections {
+            return Err(Refusal::InstanceFull);
+        }
+        let count = per_user.entry(user).or_insert(0);
+        if *count >= self.caps.max_connections_per_user {
+            return Err(Refusal::UserFull);
+        }
+        *count += 1;
+        let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        metrics::gauge!("ws_connections").set(open as f64);
+        Ok(Admission { hub: Arc::clone(self), user })
+    }
+
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        admission: Admission,
+        actor: Actor,
+        identity: TokenIdentity,
+        expires_at: OffsetDateTime,
+    ) -> Registration {
+        let (tx, rx) = mpsc::channel(self.caps.queue_size.max(1));
+        let shared = Arc::new(Shared {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            actor,
+            identity,
+            expires_at,
+            tx,
+            close_code: AtomicU16::new(0),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        write(&self.registry)
+            .connections
+            .insert(shared.id, Entry { shared: Arc::clone(&shared), topics: HashSet::new() });
+        Registration { hub: Arc::clone(self), shared, rx, _admission: admission }
+    }
+
+    pub(crate) fn subscribe(&self, connection: &Shared, topic: Topic) -> Subscribed {
+        let mut registry = write(&self.registry);
+        let Some(entry) = registry.connections.get_mut(&connection.id) else {
+            return Subscribed::Yes;
+        };
+        if !entry.topics.contains(&topic) && entry.topics.len() >= self.caps.max_topics {
+            return Subscribed::TooMany;
+        }
+        entry.topics.insert(topic);
+        registry.followers.entry(key(topic, connection.actor)).or_default().insert(connection.id);
+        Subscribed::Yes
+    }
+
+    pub(crate) fn unsubscribe(&self, connection: &Shared, topic: Topic) {
+        let mut registry = write(&self.registry);
+        if let Some(entry) = registry.connections.get_mut(&connection.id)
+            && entry.topics.remove(&topic)
+        {
+            registry.unfollow(connection.id, key(topic, connection.actor));
+        }
+    }
+
+    /// The topics a connection follows now.
+    pub(crate) fn topics(&self, connection: &Shared) -> Vec<Topic> {
+        read(&self.registry)
+            .connections
+            .get(&connection.id)
+            .map(|entry| entry.topics.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Hands one event to every local follower, at most once per connection, then records it
+    /// as delivered. Called by the relay only, in `seq` order.
+    pub(crate) fn dispatch(&self, event: &Event, read_at: std::time::Instant) {
+        let mut withdrawn: Vec<(Arc<Shared>, Topic)> = Vec::new();
+        let mut sent = 0u64;
+        {
+            let registry = read(&self.registry);
+            // The most specific topic names the delivery: task:<id>, then tasks:mine, then the family.
+            let mut keys: Vec<Key> = Vec::with_capacity(2 + event.audience.len());
+            if let Some(task) = event.task_id {
+                keys.push(Key::Task(TaskId::from_uuid(task)));
+                keys.extend(event.audience.iter().map(|user| Key::Mine(*user)));
+            }
+            keys.extend([Key::Tasks, Key::Officers, Key::Alerts]);
+            let mut frames: Vec<(Topic, ByteString)> = Vec::new();
+            let mut reached: HashSet<ConnectionId> = HashSet::new();
+            for key in keys {
+                let Some(followers) = registry.followers.get(&key) else {
+                    continue;
+                };
+                for id in followers {
+                    if reached.contains(id) {
+                        continue;
+                    }
+                    let Some(entry) = registry.connections.get(id) else {
+                        continue;
+                    };
+                    let shared = &entry.shared;
+                    let topic = topic_of(key);
+                    if !topic.matches(shared.actor, event) {
+                        if topic.revoked_by(shared.actor, event) {
+                            withdrawn.push((Arc::clone(shared), topic));
+                        }
+                        continue;
+                    }
+                    reached.insert(*id);
+                    if shared.closing.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    let frame = match frames.iter().find(|(known, _)| *known == topic) {
+                        Some((_, frame)) => frame.clone(),
+                        None => {
+                            let frame = protocol::event(event, &topic.to_string());
+                            frames.push((topic, frame.clone()));
+                            frame
+                        }
+                    };
+                    let item = Outbound::Event { seq: event.seq, created_at: event.created_at, read_at, frame };
+                    match shared.tx.try_send(item) {
+                        Ok(()) => sent += 1,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            metrics::counter!("ws_dropped_total", "reason" => "queue_full").increment(1);
+                            metrics::counter!("ws_slow_consumer_closes_total").increment(1);
+                            shared.close_with(close::SLOW_CONSUMER);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                }
+            }
+            // Still under the read lock: a subscription made after this point is also after
+            // this event, so replay up to `position` never misses it.
+            self.position.fetch_max(event.seq, Ordering::AcqRel);
+        }
+        if sent > 0 {
+            metrics::counter!("ws_events_fanned_out_total").increment(sent);
+        }
+        for (shared, topic) in withdrawn {
+            self.unsubscribe(&shared, topic);
+            let notice = protocol::error(
+                "forbidden_topic",
+                "this topic is no longer available to you; you have been unsubscribed",
+                Some(&topic.to_string()),
+            );
+            if shared.tx.try_send(Outbound::Control(notice)).is_err() {
+                shared.close_with(close::SLOW_CONSUMER);
+            }
+        }
+    }
+
+    /// Closes, with 4401, the connections whose token expired or is known to be revoked.
+    pub(crate) fn sweep(&self, revocations: &dyn Revocations, check_revocations: bool) -> usize {
+        let now = OffsetDateTime::now_utc();
+        let registry = read(&self.registry);
+        let mut closed = 0;
+        for entry in registry.connections.values() {
+            let shared = &entry.shared;
+            if shared.closing.load(Ordering::Acquire) {
+                continue;
+            }
+            let expired = shared.expires_at <= now;
+            if expired || (check_revocations && revocations.known_revoked(&shared.identity)) {
+                let reason = if expired { "expired" } else { "revoked" };
+                metrics::counter!("ws_closes_total", "reason" => reason).increment(1);
+                shared.close_with(close::REVOKED);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Asks every connection to close with `code` (shutdown).
+    pub fn close_all(&self, code: u16) {
+        for entry in read(&self.registry).connections.values() {
+            entry.shared.close_with(code);
+        }
+    }
+}
+
+fn topic_of(key: Key) -> Topic {
+    match key {
+        Key::Tasks => Topic::Tasks,
+        Key::Officers => Topic::Officers,
+        Key::Alerts => Topic::Alerts,
+        Key::Mine(_) => Topic::TasksMine,
+        Key::Task(id) => Topic::Task(id),
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
