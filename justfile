@@ -54,7 +54,7 @@ lint: services
     just check-schema
     just openapi
 
-# The domain must not depend on infrastructure (SPEC §1).
+# The domain must not depend on infrastructure, nor adapters on each other (SPEC §1).
 check-domain-independence:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -66,6 +66,14 @@ check-domain-independence:
         fi
     done
     echo "gad-domain depends on no infrastructure crate"
+    # Adapters depend on the domain only; the app alone sees them all.
+    for crate in gad-pg gad-redis gad-telegram gad-http gad-ws; do
+        others=$(cargo tree --locked -p "$crate" -e normal --depth 1 --prefix none | grep '^gad-' | grep -v "^$crate v" | grep -v '^gad-domain v' || true)
+        if [[ -n $others ]]; then
+            echo "$crate may depend on gad-domain only, not on:"; echo "$others"; exit 1
+        fi
+    done
+    echo "every adapter depends on the domain only"
 
 # Regenerate crates/pg/src/schema.rs from the migrations.
 schema: services

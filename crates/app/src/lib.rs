@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod config;
 pub mod password;
+pub mod realtime;
 pub mod revocations;
 pub mod startup;
 pub mod telemetry;

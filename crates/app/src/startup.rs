@@ -9,12 +9,13 @@ use actix_web::dev::{Server, ServerHandle};
 use gad_domain::events::CommitAnnouncements;
 use gad_domain::health::DependencyCheck;
 use gad_domain::limits::{Rate, RateLimiter};
+use gad_domain::tasks::task::TaskStore;
 use gad_domain::users::Revocations;
 use gad_http::Services;
 use gad_http::auth::{TokenIssuer, TokenSettings};
 use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
-use gad_http::{AppState, ExtraRoutes, HttpSettings, MetricsEndpoint};
+use gad_http::{AppState, HttpSettings, MetricsEndpoint, Tickets};
 use gad_pg::{
     EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool,
     PgSettings, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
@@ -115,7 +116,9 @@ impl Application {
             started_at: Instant::now(),
         };
         let auth = services(settings, &pg_pool, redis.as_ref())?;
-        let realtime = realtime(settings, &pg_pool, redis.as_ref(), Arc::clone(&auth.revocations))?;
+        let realtime =
+            realtime(settings, &pg_pool, redis.as_ref(), Arc::clone(&auth.revocations), Arc::clone(&auth.tasks))?;
+        let tickets = Tickets(Arc::new(PgTicketStore::new(pg_pool.clone())));
         let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
@@ -128,11 +131,7 @@ impl Application {
             shutdown_timeout: Duration::from_secs(settings.http.shutdown_timeout_s),
             separate_metrics_listener: settings.metrics.bind.is_some(),
         };
-        let routes = {
-            let realtime = realtime.clone();
-            let routes: ExtraRoutes = Arc::new(move |cfg| realtime.configure(cfg));
-            routes
-        };
+        let routes = crate::realtime::routes(realtime.clone(), tickets);
         let api = gad_http::api_server_with(listener, state, auth, metrics.clone(), &http, Some(routes))?;
         let (metrics, metrics_port) = match &settings.metrics.bind {
             Some(bind) => {
@@ -231,12 +230,13 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
     })
 }
 
-/// The real-time service: the relay over the event log, the hub, and tickets.
+/// The real-time service: the relay over the event log and the hub.
 fn realtime(
     settings: &Settings,
     pg_pool: &PgPool,
     redis: Option<&Redis>,
     revocations: Arc<dyn Revocations>,
+    tasks: Arc<dyn TaskStore>,
 ) -> anyhow::Result<Realtime> {
     let ws = &settings.ws;
     let ws_settings = WsSettings {
@@ -258,7 +258,6 @@ fn realtime(
     // requests' queueing to every delivery.
     let relay_pool = gad_pg::build_pool(&PgSettings { max_connections: 1, ..pg_settings(settings) })?;
     let relay_log = Arc::new(PgEventLog::new(relay_pool, &settings.database.url));
-    let tickets = Arc::new(PgTicketStore::new(pg_pool.clone()));
     let peers: Option<Arc<dyn CommitAnnouncements>> = match (&settings.redis.url, redis) {
         (Some(url), Some(redis)) => {
             let origin = uuid::Uuid::now_v7();
@@ -267,7 +266,7 @@ fn realtime(
         }
         _ => None,
     };
-    Ok(Realtime::start(ws_settings, log, relay_log, tickets, revocations, peers))
+    Ok(Realtime::start(ws_settings, log, relay_log, tasks, revocations, peers))
 }
 
 /// Limits per client and user: counted in Redis when configured (falling back to this process

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::tasks::task::{Task, TaskId, may_read_task};
 use crate::users::policy::Actor;
-use crate::users::{Role, UserId};
+use crate::users::{Role, TokenIdentity, UserId};
 
 /// One committed event-log row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +188,16 @@ fn may_follow_task(actor: Actor, event: &Event) -> bool {
 
 fn is_staff(role: Role) -> bool {
     matches!(role, Role::Admin | Role::Supervisor | Role::Operator)
+}
+
+/// Who a socket belongs to, decided before the upgrade: the caller, the access token the socket
+/// stands for (revoking it closes the socket), and when that token expires (the socket closes
+/// then too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOwner {
+    pub actor: Actor,
+    pub identity: TokenIdentity,
+    pub expires_at: OffsetDateTime,
 }
 
 /// A single-use ticket for opening a WebSocket from a browser, which cannot set headers. It

@@ -15,6 +15,6 @@ mod server;
 mod state;
 mod validation;
 
-pub use routes::ws_tickets::{TICKET_LIFETIME, Tickets, ticket_hash};
+pub use routes::ws_tickets::{TICKET_LIFETIME, Tickets, socket_owner};
 pub use server::{ExtraRoutes, HttpSettings, api_server, api_server_with, metrics_server};
 pub use state::{AppState, MetricsEndpoint, Services};

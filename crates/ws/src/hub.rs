@@ -122,11 +122,15 @@ pub struct Caps {
     pub max_topics: usize,
 }
 
-/// Why a connection was not admitted.
+/// Why a socket was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
+    /// This instance holds its maximum of connections (503).
     InstanceFull,
+    /// The user holds their maximum of connections on this instance (429).
     UserFull,
+    /// The request was not a WebSocket upgrade (400).
+    NotAnUpgrade,
 }
 
 #[derive(Debug)]

@@ -11,20 +11,15 @@ mod relay;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use gad_domain::events::{CommitAnnouncements, EventLog, TicketStore};
-use gad_domain::users::policy::Actor;
-use gad_domain::users::{Revocations, TokenIdentity};
-use gad_http::Services;
-use gad_http::error::ApiError;
-use time::OffsetDateTime;
+use gad_domain::events::{CommitAnnouncements, EventLog, SocketOwner};
+use gad_domain::tasks::task::TaskStore;
+use gad_domain::users::Revocations;
 use tokio::sync::Notify;
 
-pub use hub::{Caps, Hub, close};
+pub use hub::{Caps, Hub, Refusal, close};
 
 use crate::connection::Connection;
-use crate::hub::Refusal;
 use crate::relay::Relay;
 
 /// How the service behaves; built by the app from its `ws` configuration section.
@@ -80,7 +75,7 @@ impl Default for WsSettings {
 pub struct Realtime {
     pub(crate) hub: Arc<Hub>,
     pub(crate) log: Arc<dyn EventLog>,
-    pub(crate) tickets: Arc<dyn TicketStore>,
+    pub(crate) tasks: Arc<dyn TaskStore>,
     pub(crate) settings: Arc<WsSettings>,
 }
 
@@ -100,7 +95,7 @@ impl Realtime {
         settings: WsSettings,
         log: Arc<dyn EventLog>,
         relay_log: Arc<dyn EventLog>,
-        tickets: Arc<dyn TicketStore>,
+        tasks: Arc<dyn TaskStore>,
         revocations: Arc<dyn Revocations>,
         peers: Option<Arc<dyn CommitAnnouncements>>,
     ) -> Self {
@@ -118,116 +113,26 @@ impl Realtime {
             peers,
         };
         relay.spawn(revocations, settings.revocation_check_interval);
-        Self { hub, log, tickets, settings: Arc::new(settings) }
+        Self { hub, log, tasks, settings: Arc::new(settings) }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
-    /// Registers `GET /ws/connect` and the ticket store for `POST /api/v1/ws/tickets`.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.clone()))
-            .app_data(web::Data::new(gad_http::Tickets(Arc::clone(&self.tickets))))
-            .route("/ws/connect", web::get().to(connect));
+    /// Whether a browser page from `origin` may open a socket (the CORS allow-list).
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.settings.allowed_origins.iter().any(|allowed| allowed == origin)
     }
-}
 
-/// Who the socket belongs to, decided before the upgrade.
-struct Caller {
-    actor: Actor,
-    identity: TokenIdentity,
-    expires_at: OffsetDateTime,
-}
-
-/// `GET /ws/connect`: authenticates (bearer header or single-use ticket), checks the origin and
-/// the caps, then upgrades and hands the socket to its own task. Refusals are plain HTTP
-/// responses in the error envelope: nothing is upgraded.
-async fn connect(
-    req: HttpRequest,
-    body: web::Payload,
-    realtime: web::Data<Realtime>,
-    services: web::Data<Services>,
-) -> Result<HttpResponse, ApiError> {
-    let outcome = handshake(&req, body, &realtime, &services).await;
-    let label = match &outcome {
-        Ok(_) => "accepted",
-        Err(error) => error.code(),
-    };
-    metrics::counter!("ws_handshakes_total", "outcome" => label).increment(1);
-    outcome
-}
-
-async fn handshake(
-    req: &HttpRequest,
-    body: web::Payload,
-    realtime: &Realtime,
-    services: &Services,
-) -> Result<HttpResponse, ApiError> {
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|origin| realtime.settings.allowed_origins.iter().any(|o| o == origin));
-        if !allowed {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::FORBIDDEN,
-                "forbidden",
-                "this origin may not open a real-time connection",
-            ));
-        }
+    /// Upgrades an authenticated request (see `gad_app`'s handshake) within the caps, and hands
+    /// the socket to its own task. A refusal upgrades nothing.
+    pub fn upgrade(&self, req: &HttpRequest, body: web::Payload, owner: SocketOwner) -> Result<HttpResponse, Refusal> {
+        let admission = self.hub.admit(owner.actor.id)?;
+        let (response, session, stream) = actix_ws::handle(req, body).map_err(|_| Refusal::NotAnUpgrade)?;
+        let registration = self.hub.register(admission, owner.actor, owner.identity, owner.expires_at);
+        let connection = Connection::new(self.clone(), registration, session, Arc::clone(&self.tasks));
+        actix_web::rt::spawn(connection.run(stream));
+        Ok(response)
     }
-    let caller = authenticate(req, realtime, services).await?;
-    let admission = realtime.hub.admit(caller.actor.id).map_err(|refusal| match refusal {
-        Refusal::InstanceFull => ApiError::unavailable("this instance has no room for another connection"),
-        Refusal::UserFull => ApiError::rate_limited(5),
-    })?;
-    let (response, session, stream) = actix_ws::handle(req, body)
-        .map_err(|_| ApiError::bad_request("a WebSocket upgrade (GET with Upgrade: websocket) is required"))?;
-    let registration = realtime.hub.register(admission, caller.actor, caller.identity, caller.expires_at);
-    let connection = Connection::new(realtime.clone(), registration, session, Arc::clone(&services.tasks));
-    actix_web::rt::spawn(connection.run(stream));
-    Ok(response)
-}
-
-/// The bearer token of the `Authorization` header, or the `ticket` query parameter. Access
-/// tokens are never taken from the URL.
-async fn authenticate(req: &HttpRequest, realtime: &Realtime, services: &Services) -> Result<Caller, ApiError> {
-    let ticket = web::Query::<TicketQuery>::from_query(req.query_string()).ok().and_then(|query| query.0.ticket);
-    if let Some(ticket) = ticket {
-        let refused = || ApiError::unauthenticated("the ticket is invalid, expired or already used");
-        if ticket.is_empty() || ticket.len() > 128 {
-            return Err(refused());
-        }
-        let grant = realtime.tickets.redeem(gad_http::ticket_hash(&ticket)).await?.ok_or_else(refused)?;
-        let identity = TokenIdentity {
-            jti: grant.jti,
-            user_id: grant.user_id,
-            session_id: grant.session_id,
-            issued_at: grant.issued_at,
-        };
-        if grant.token_expires_at <= OffsetDateTime::now_utc() || services.revocations.is_revoked(&identity).await? {
-            return Err(ApiError::unauthenticated("the access token behind the ticket is no longer valid"));
-        }
-        return Ok(Caller {
-            actor: Actor { id: grant.user_id, role: grant.role },
-            identity,
-            expires_at: grant.token_expires_at,
-        });
-    }
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim);
-    if bearer.is_none() {
-        return Err(ApiError::unauthenticated(
-            "authenticate with an Authorization: Bearer header or a ticket from POST /api/v1/ws/tickets",
-        ));
-    }
-    let principal = gad_http::auth::authenticate(&services.tokens, &*services.revocations, bearer).await?;
-    Ok(Caller { actor: principal.actor(), identity: principal.identity(), expires_at: principal.expires_at })
-}
-
-#[derive(serde::Deserialize)]
-struct TicketQuery {
-    ticket: Option<String>,
 }

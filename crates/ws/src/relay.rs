@@ -1,11 +1,11 @@
 //! The relay of one instance: tails the event log in `seq` order and hands each event to the
 //! hub, exactly once.
 //!
-//! The event log is the truth. `seq` is global, gap-free and in commit order (the migration's
-//! trigger guarantees that a reader who has seen `n` never meets a later commit `<= n`), so
-//! reading `seq > position` in order yields every event once and in order, whichever instance
-//! committed it. Wake-ups only say "read again": PostgreSQL `NOTIFY gad_event_log` at each
-//! commit, announcements from the other instances over Redis, and a periodic poll in case both
+//! The event log is the truth. `seq` is global, gap-free and in commit order (events are
+//! numbered after their commit, one numberer at a time, so a reader who has seen `n` never meets
+//! a later event `<= n`), so reading `seq > position` in order yields every event once and in
+//! order, whichever instance committed it. Wake-ups only say "read again": PostgreSQL
+//! `NOTIFY gad_event_log` after each numbering, announcements from the other instances over Redis, and a periodic poll in case both
 //! are lost. While PostgreSQL is down nothing is read and nothing is invented; live connections
 //! stay open and catch up when it returns.
 

@@ -1,10 +1,14 @@
 //! `POST /api/v1/ws/tickets`: single-use tickets for opening `GET /ws/connect` from a browser,
-//! which cannot set an `Authorization` header on a WebSocket (SPEC §5).
+//! which cannot set an `Authorization` header on a WebSocket (SPEC §5); and the handshake's
+//! authentication, by bearer header or ticket, before anything is upgraded.
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gad_domain::events::{TicketGrant, TicketStore};
+use gad_domain::events::{SocketOwner, TicketGrant, TicketStore};
+use gad_domain::users::TokenIdentity;
+use gad_domain::users::policy::Actor;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -12,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
+use crate::state::Services;
 
 /// How long a ticket may wait before it is presented.
 pub const TICKET_LIFETIME: time::Duration = time::Duration::seconds(30);
@@ -37,7 +42,7 @@ pub(crate) struct TicketView {
 }
 
 /// The stored form of a ticket.
-pub fn ticket_hash(ticket: &str) -> [u8; 32] {
+fn ticket_hash(ticket: &str) -> [u8; 32] {
     Sha256::digest(ticket.as_bytes()).into()
 }
 
@@ -96,3 +101,48 @@ pub(crate) async fn create_ws_ticket(
 )]
 #[expect(dead_code, reason = "describes the route that gad-ws serves")]
 pub(crate) fn ws_connect() {}
+
+#[derive(serde::Deserialize)]
+struct TicketQuery {
+    ticket: Option<String>,
+}
+
+/// Who is opening `GET /ws/connect`: the bearer token of the `Authorization` header, or the
+/// `ticket` query parameter (spent here). Access tokens are never taken from the URL.
+pub async fn socket_owner(req: &HttpRequest, services: &Services, tickets: &Tickets) -> Result<SocketOwner, ApiError> {
+    let ticket = web::Query::<TicketQuery>::from_query(req.query_string()).ok().and_then(|query| query.0.ticket);
+    if let Some(ticket) = ticket {
+        let refused = || ApiError::unauthenticated("the ticket is invalid, expired or already used");
+        if ticket.is_empty() || ticket.len() > 128 {
+            return Err(refused());
+        }
+        let grant = tickets.0.redeem(ticket_hash(&ticket)).await?.ok_or_else(refused)?;
+        let identity = TokenIdentity {
+            jti: grant.jti,
+            user_id: grant.user_id,
+            session_id: grant.session_id,
+            issued_at: grant.issued_at,
+        };
+        if grant.token_expires_at <= OffsetDateTime::now_utc() || services.revocations.is_revoked(&identity).await? {
+            return Err(ApiError::unauthenticated("the access token behind the ticket is no longer valid"));
+        }
+        return Ok(SocketOwner {
+            actor: Actor { id: grant.user_id, role: grant.role },
+            identity,
+            expires_at: grant.token_expires_at,
+        });
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim);
+    if bearer.is_none() {
+        return Err(ApiError::unauthenticated(
+            "authenticate with an Authorization: Bearer header or a ticket from POST /api/v1/ws/tickets",
+        ));
+    }
+    let principal = crate::auth::authenticate(&services.tokens, &*services.revocations, bearer).await?;
+    Ok(SocketOwner { actor: principal.actor(), identity: principal.identity(), expires_at: principal.expires_at })
+}
