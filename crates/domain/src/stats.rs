@@ -3,8 +3,8 @@
 //! of the data they describe: the number of the newest event that can change them. Any task
 //! write or availability change appends such an event in its own transaction, so a cached figure
 //! keyed by its version is never served after the data moved on, on any instance. Events are
-//! numbered just after their commit; while one is committed but not yet numbered there is no
-//! version, and figures are computed without the cache.
+//! numbered just after their commit; a read that meets one not yet numbered numbers it, and
+//! when that still leaves no version, figures are computed without the cache.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -102,7 +102,8 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 
 #[async_trait]
 pub trait StatsStore: Send + Sync {
-    /// The current version, if there is one: cheap, asked before every cache lookup.
+    /// The current version, if there is one: cheap, asked before every cache lookup. Events
+    /// committed but not yet numbered are numbered first.
     async fn version(&self) -> Result<Option<i64>, StoreError>;
     async fn overview(&self, window: Window) -> Result<Versioned<Overview>, StoreError>;
     async fn user(&self, user: UserId, days: u16) -> Result<Versioned<UserStats>, StoreError>;

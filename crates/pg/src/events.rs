@@ -62,6 +62,20 @@ pub(crate) fn after_commit<T, E>(numbering: &EventNumbering, outcome: Result<T, 
     outcome
 }
 
+/// Numbers every committed event that has none; how many it numbered.
+pub(crate) async fn number(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Numbered {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        numbered: i32,
+    }
+    diesel::sql_query("SELECT gad_event_log_number() AS numbered")
+        .prepared()
+        .get_result::<Numbered>(conn)
+        .await
+        .map(|row| row.numbered)
+}
+
 /// Gives committed events their numbers (see the event-numbering migration): woken after every
 /// commit of this instance, and on a timer for events whose writer stopped between its commit
 /// and the wake-up, or that another instance committed while its own numbering was stuck.
@@ -84,18 +98,8 @@ impl EventNumbering {
 
     /// Numbers what is pending; returns how many events it numbered.
     pub async fn sweep(&self) -> Result<i32, StoreError> {
-        #[derive(diesel::QueryableByName)]
-        struct Numbered {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            numbered: i32,
-        }
         let mut conn = connection(&self.pool).await?;
-        diesel::sql_query("SELECT gad_event_log_number() AS numbered")
-            .prepared()
-            .get_result::<Numbered>(&mut conn)
-            .await
-            .map(|row| row.numbered)
-            .map_err(query_error)
+        number(&mut conn).await.map_err(query_error)
     }
 
     /// Numbers after every wake-up, and every `period` regardless; runs until dropped.

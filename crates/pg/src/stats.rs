@@ -152,7 +152,15 @@ fn sum_up(groups: &[TaskGroup]) -> Result<TaskFigures, StoreError> {
 impl StatsStore for PgStatsStore {
     async fn version(&self) -> Result<Option<i64>, StoreError> {
         let mut conn = connection(&self.pool).await?;
-        version(&mut conn).await.map_err(query_error)
+        match version(&mut conn).await.map_err(query_error)? {
+            Some(version) => Ok(Some(version)),
+            // A change committed a moment ago still awaits its number: number it now rather than
+            // leave this read (and the one after it) without the cache.
+            None => {
+                crate::events::number(&mut conn).await.map_err(query_error)?;
+                version(&mut conn).await.map_err(query_error)
+            }
+        }
     }
 
     async fn overview(&self, window: Window) -> Result<Versioned<Overview>, StoreError> {
