@@ -660,3 +660,51 @@ async fn browsers_from_allowed_origins_connect_with_a_ticket() {
     let refused = try_connect(&desk.app, Some(Auth::Ticket(&other)), Some("https://ops.example.evil")).await;
     assert_eq!(refused.err(), Some(403));
 }
+
+#[tokio::test]
+async fn sockets_outlive_a_database_outage_and_delivery_resumes_after_it() {
+    let desk = desk().await;
+    let mut client = connect(&desk.app, &desk.operator).await;
+    client.subscribe(&["tasks"]).await;
+
+    // Every connection of the instance to its database is cut, as a PostgreSQL restart does.
+    let database = desk.app.database.as_ref().unwrap().name().to_owned();
+    let terminated: Vec<bool> = sql_query(
+        "SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind::<diesel::sql_types::Text, _>(&database)
+    .load::<Terminated>(&mut desk.app.db().await)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| row.terminated)
+    .collect();
+    assert!(!terminated.is_empty(), "the instance held connections to cut");
+
+    // The socket stays open, answers, and receives nothing that did not happen.
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.next().await["type"], "pong");
+    assert!(client.next_within(Duration::from_millis(500)).await.is_none(), "no event is invented");
+
+    // Connections come back by themselves: the next write is delivered live.
+    let body = json!({"title": "After the outage", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"});
+    let deadline = Instant::now() + SOON;
+    let task: Value = loop {
+        let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(body.clone())).await;
+        if response.status() == StatusCode::CREATED {
+            break response.json().await.unwrap();
+        }
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "an outage is a 503, never a 500");
+        assert!(Instant::now() < deadline, "the pool did not reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let event = client.next().await;
+    assert_eq!((event["type"].as_str(), &event["data"]["id"]), (Some("task.created"), &task["id"]));
+}
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    terminated: bool,
+}
