@@ -30,6 +30,11 @@ pub(crate) fn query_error(error: DieselError) -> StoreError {
     }
 }
 
+/// A row that does not make a valid domain value, reported as a failed read of that row.
+pub(crate) fn corrupt_row(error: &StoreError) -> DieselError {
+    DieselError::DeserializationError(Box::new(std::io::Error::other(error.to_string())))
+}
+
 /// The unique constraint a statement violated, if that is why it failed.
 pub(crate) fn violated_unique_constraint(error: &DieselError) -> Option<&str> {
     match error {

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::errors::{query_error, violated_unique_constraint};
+use crate::errors::{corrupt_row, query_error, violated_unique_constraint};
 use crate::events::{self, EventNumbering, NewEvent};
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
@@ -135,9 +135,8 @@ async fn reload_with_event(
     event_type: Option<&'static str>,
     entry: &AuditEntry,
 ) -> QueryResult<Option<Officer>> {
-    let Some(officer) = load(conn, id).await?.map(OfficerRow::into_officer).transpose().map_err(|error| {
-        diesel::result::Error::DeserializationError(Box::new(std::io::Error::other(error.to_string())))
-    })?
+    let Some(officer) =
+        load(conn, id).await?.map(OfficerRow::into_officer).transpose().map_err(|error| corrupt_row(&error))?
     else {
         return Ok(None);
     };

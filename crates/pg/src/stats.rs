@@ -11,7 +11,7 @@ use gad_domain::users::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::errors::query_error;
+use crate::errors::{corrupt_row, query_error};
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
 
@@ -121,9 +121,7 @@ async fn task_figures(
     .prepared()
     .load(conn)
     .await?;
-    sum_up(&groups).map_err(|error| {
-        diesel::result::Error::DeserializationError(Box::new(std::io::Error::other(error.to_string())))
-    })
+    sum_up(&groups).map_err(|error| corrupt_row(&error))
 }
 
 fn sum_up(groups: &[TaskGroup]) -> Result<TaskFigures, StoreError> {

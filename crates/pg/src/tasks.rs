@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::errors::{query_error, violated_unique_constraint};
+use crate::errors::{corrupt_row, query_error, violated_unique_constraint};
 use crate::events::{self, EventNumbering, NewEvent};
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
@@ -173,10 +173,6 @@ fn task_error(failure: Failure) -> TaskError {
     }
 }
 
-fn corrupt(error: &StoreError) -> diesel::result::Error {
-    diesel::result::Error::DeserializationError(Box::new(std::io::Error::other(error.to_string())))
-}
-
 async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Task>> {
     let row: Option<TaskRow> =
         diesel::sql_query(format!("SELECT {COLUMNS} FROM tasks t WHERE t.id = $1 AND t.deleted_at IS NULL"))
@@ -185,7 +181,7 @@ async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Task
             .get_result(conn)
             .await
             .optional()?;
-    row.map(TaskRow::into_task).transpose().map_err(|error| corrupt(&error))
+    row.map(TaskRow::into_task).transpose().map_err(|error| corrupt_row(&error))
 }
 
 /// The task as it now stands, its audit row, and its event for everyone following it.
@@ -528,7 +524,7 @@ impl TaskStore for PgTaskStore {
                 .optional()?
                 .ok_or(TaskError::NotFound)?;
                 let from: TaskStatus =
-                    current.status.parse().map_err(|error| corrupt(&StoreError::unexpected(error)))?;
+                    current.status.parse().map_err(|error| corrupt_row(&StoreError::unexpected(error)))?;
                 let to =
                     from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
                 // Paused time is added when the pause ends (resume, complete or cancel).

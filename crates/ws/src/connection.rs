@@ -7,7 +7,6 @@ use std::time::Duration;
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
 use gad_domain::events::{Event, ReplayStart, Topic, TopicError};
-use gad_domain::tasks::task::TaskStore;
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -25,7 +24,6 @@ pub(crate) struct Connection {
     pub(crate) realtime: Realtime,
     pub(crate) registration: Registration,
     pub(crate) session: Session,
-    pub(crate) tasks: Arc<dyn TaskStore>,
     /// Live events up to here were already sent by a replay (or predate what the client has).
     skip_until: i64,
     window_start: Instant,
@@ -46,17 +44,11 @@ fn reason(code: u16, description: &str) -> Option<CloseReason> {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        realtime: Realtime,
-        registration: Registration,
-        session: Session,
-        tasks: Arc<dyn TaskStore>,
-    ) -> Self {
+    pub(crate) fn new(realtime: Realtime, registration: Registration, session: Session) -> Self {
         Self {
             realtime,
             registration,
             session,
-            tasks,
             skip_until: 0,
             window_start: Instant::now(),
             window_count: 0,
@@ -288,7 +280,7 @@ impl Connection {
     async fn check(&self, topic: Topic) -> Result<(), TopicError> {
         let actor = self.registration.shared.actor;
         match topic {
-            Topic::Task(id) => match self.tasks.find(id).await {
+            Topic::Task(id) => match self.realtime.tasks.find(id).await {
                 Ok(task) => topic.check_access(actor, task.as_ref()),
                 Err(error) => {
                     tracing::warn!(%error, "cannot check a task subscription");

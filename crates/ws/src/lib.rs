@@ -131,7 +131,7 @@ impl Realtime {
         let admission = self.hub.admit(owner.actor.id)?;
         let (response, session, stream) = actix_ws::handle(req, body).map_err(|_| Refusal::NotAnUpgrade)?;
         let registration = self.hub.register(admission, owner.actor, owner.identity, owner.expires_at);
-        let connection = Connection::new(self.clone(), registration, session, Arc::clone(&self.tasks));
+        let connection = Connection::new(self.clone(), registration, session);
         actix_web::rt::spawn(connection.run(stream));
         Ok(response)
     }

@@ -56,12 +56,7 @@ impl FromRequest for Principal {
             .app_data::<web::Data<RateLimitPolicy>>()
             .filter(|_| req.extensions().get::<UserCounted>().is_none())
             .cloned();
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .map(|token| token.trim().to_owned());
+        let bearer = bearer_token(req).map(str::to_owned);
         let span = req.extensions().get::<tracing_actix_web::RootSpan>().cloned();
         Box::pin(async move {
             let services = services.ok_or_else(|| ApiError::internal("authentication services are not configured"))?;
@@ -75,6 +70,15 @@ impl FromRequest for Principal {
             Ok(principal)
         })
     }
+}
+
+/// The token of an `Authorization: Bearer …` header, if the request has one.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
 }
 
 /// Who presents this bearer token: a valid signature, every claim checked, not revoked.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use gad_domain::error::StoreError;
 use gad_domain::stats::{Overview, TaskFigures, USER_DAYS, UserStats, Versioned, Window, may_read_overview};
 use gad_domain::tasks::officer::Availability;
 use gad_domain::tasks::state::TaskStatus;
@@ -16,7 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::cache::{CachedJson, versioned_json};
+use crate::cache::versioned_json;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::Services;
 use crate::validation::{Fields, query_pairs};
@@ -112,15 +113,26 @@ impl From<UserStats> for UserStatsView {
     }
 }
 
-fn respond(cached: CachedJson) -> HttpResponse {
-    HttpResponse::Ok()
+/// The figures as `V`'s JSON: from the cache under the data's current version, or computed and
+/// stored; `X-Cache` says which.
+async fn figures<T, V, Fut>(
+    services: &Services,
+    key: impl Fn(i64) -> String,
+    compute: impl FnOnce() -> Fut,
+) -> Result<HttpResponse, ApiError>
+where
+    V: From<T> + Serialize,
+    Fut: Future<Output = Result<Versioned<T>, StoreError>>,
+{
+    let version = services.stats.version().await?;
+    let cached = versioned_json(&*services.response_cache, version, key, async || {
+        compute().await.map(|versioned| Versioned { version: versioned.version, value: V::from(versioned.value) })
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .insert_header(("X-Cache", if cached.hit { "hit" } else { "miss" }))
-        .body(cached.body)
-}
-
-fn view<T, V: From<T>>(versioned: Versioned<T>) -> Versioned<V> {
-    Versioned { version: versioned.version, value: V::from(versioned.value) }
+        .body(cached.body))
 }
 
 /// Counts by status, priority and kind of the tasks created in `[from, to)`, mean completion
@@ -167,15 +179,12 @@ pub(crate) async fn get_overview(
     let bound =
         |time: Option<OffsetDateTime>| time.map_or_else(String::new, |time| time.unix_timestamp_nanos().to_string());
     let (from, to) = (bound(window.from), bound(window.to));
-    let version = services.stats.version().await?;
-    let cached = versioned_json(
-        &*services.response_cache,
-        version,
+    figures::<_, OverviewView, _>(
+        &services,
         |version| format!("stats:overview:{version}:{from}:{to}"),
-        async || services.stats.overview(window).await.map(view::<_, OverviewView>),
+        || services.stats.overview(window),
     )
-    .await?;
-    Ok(respond(cached))
+    .await
 }
 
 /// The tasks of the last `days` days (1..=365, default 30) that concern a user: assigned to
@@ -220,13 +229,10 @@ pub(crate) async fn get_user_stats(
     let user = read_user(&*services.users, principal.actor(), UserId::from_uuid(*id))
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let version = services.stats.version().await?;
-    let cached = versioned_json(
-        &*services.response_cache,
-        version,
+    figures::<_, UserStatsView, _>(
+        &services,
         |version| format!("stats:user:{}:{days}:{version}", user.id),
-        async || services.stats.user(user.id, days).await.map(view::<_, UserStatsView>),
+        || services.stats.user(user.id, days),
     )
-    .await?;
-    Ok(respond(cached))
+    .await
 }

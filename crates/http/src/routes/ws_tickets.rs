@@ -2,7 +2,6 @@
 //! which cannot set an `Authorization` header on a WebSocket (SPEC §5); and the handshake's
 //! authentication, by bearer header or ticket, before anything is upgraded.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -132,12 +131,7 @@ pub async fn socket_owner(req: &HttpRequest, services: &Services, tickets: &Tick
             expires_at: grant.token_expires_at,
         });
     }
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim);
+    let bearer = crate::auth::bearer_token(req);
     if bearer.is_none() {
         return Err(ApiError::unauthenticated(
             "authenticate with an Authorization: Bearer header or a ticket from POST /api/v1/ws/tickets",
