@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bool, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
 use gad_domain::error::StoreError;
@@ -142,15 +142,48 @@ async fn reload_with_event(
     };
     audit::append(conn, entry).await?;
     if let Some(event_type) = event_type {
-        let payload = serde_json::to_value(&officer)
-            .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
-        events::append(
-            conn,
-            NewEvent { event_type, task_id: None, officer_id: Some(id), audience: &[], entry, payload },
-        )
-        .await?;
+        append_event(conn, &officer, event_type, entry).await?;
     }
     Ok(Some(officer))
+}
+
+/// The event of an officer change, with the officer as its payload.
+async fn append_event(
+    conn: &mut AsyncPgConnection,
+    officer: &Officer,
+    event_type: &'static str,
+    entry: &AuditEntry,
+) -> QueryResult<()> {
+    let payload =
+        serde_json::to_value(officer).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
+    events::append(
+        conn,
+        NewEvent { event_type, task_id: None, officer_id: Some(officer.id.as_uuid()), audience: &[], entry, payload },
+    )
+    .await
+}
+
+/// Announces officers whose availability a task write moved (a start, a finish, an emergency,
+/// an unassignment), in that write's transaction: one `officer.availability_changed` each.
+pub(crate) async fn announce_availability(
+    conn: &mut AsyncPgConnection,
+    officers: &[Uuid],
+    entry: &AuditEntry,
+) -> QueryResult<()> {
+    if officers.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<OfficerRow> =
+        diesel::sql_query(format!("SELECT {COLUMNS} FROM officers o WHERE o.id = ANY($1) ORDER BY o.id"))
+            .bind::<Array<SqlUuid>, _>(officers)
+            .prepared()
+            .load(conn)
+            .await?;
+    for row in rows {
+        let officer = row.into_officer().map_err(|error| corrupt_row(&error))?;
+        append_event(conn, &officer, "officer.availability_changed", entry).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]

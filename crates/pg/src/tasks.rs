@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::audit;
 use crate::errors::{corrupt_row, query_error, violated_unique_constraint};
 use crate::events::{self, EventNumbering, NewEvent};
+use crate::officers;
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
 
@@ -250,27 +251,40 @@ async fn add_officers(
     Ok(())
 }
 
-/// Officers of finished work become available again unless another task still holds them.
-async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> QueryResult<()> {
-    diesel::sql_query(
+#[derive(QueryableByName)]
+struct Moved {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Officers of finished work become available again unless another task still holds them; each
+/// one that changed is announced.
+async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid], entry: &AuditEntry) -> QueryResult<()> {
+    let moved: Vec<Moved> = diesel::sql_query(
         "UPDATE officers o SET availability = 'available' WHERE o.id = ANY($1) AND o.availability = 'on_task' \
            AND NOT EXISTS (SELECT 1 FROM task_assignments a JOIN tasks t ON t.id = a.task_id \
-                           WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused'))",
+                           WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused')) \
+         RETURNING o.id",
     )
     .bind::<Array<SqlUuid>, _>(officers)
     .prepared()
-    .execute(conn)
-    .await
-    .map(drop)
+    .load(conn)
+    .await?;
+    let moved: Vec<Uuid> = moved.into_iter().map(|officer| officer.id).collect();
+    officers::announce_availability(conn, &moved, entry).await
 }
 
-async fn occupy_officers(conn: &mut AsyncPgConnection, officers: &[Uuid]) -> QueryResult<()> {
-    diesel::sql_query("UPDATE officers SET availability = 'on_task' WHERE id = ANY($1) AND availability <> 'on_task'")
-        .bind::<Array<SqlUuid>, _>(officers)
-        .prepared()
-        .execute(conn)
-        .await
-        .map(drop)
+/// Officers of started (or dispatched) work are on task; each one that changed is announced.
+async fn occupy_officers(conn: &mut AsyncPgConnection, officers: &[Uuid], entry: &AuditEntry) -> QueryResult<()> {
+    let moved: Vec<Moved> = diesel::sql_query(
+        "UPDATE officers SET availability = 'on_task' WHERE id = ANY($1) AND availability <> 'on_task' RETURNING id",
+    )
+    .bind::<Array<SqlUuid>, _>(officers)
+    .prepared()
+    .load(conn)
+    .await?;
+    let moved: Vec<Uuid> = moved.into_iter().map(|officer| officer.id).collect();
+    officers::announce_availability(conn, &moved, entry).await
 }
 
 fn bind_fields<'a>(statement: diesel::query_builder::SqlQuery, fields: &'a TaskFields) -> BoxedQuery<'a> {
@@ -562,8 +576,8 @@ impl TaskStore for PgTaskStore {
                     .load(conn)
                     .await?;
                 match to {
-                    TaskStatus::InProgress => occupy_officers(conn, &officers).await?,
-                    TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers).await?,
+                    TaskStatus::InProgress => occupy_officers(conn, &officers, &entry).await?,
+                    TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers, &entry).await?,
                     TaskStatus::Scheduled | TaskStatus::Paused => {}
                 }
                 record(conn, id.as_uuid(), "task.status_changed", &entry).await
@@ -624,7 +638,7 @@ impl TaskStore for PgTaskStore {
                 add_officers(conn, id.as_uuid(), &officers, entry.actor.map(|(actor, _)| actor.as_uuid())).await?;
                 if task.status == TaskStatus::InProgress {
                     let ids: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
-                    occupy_officers(conn, &ids).await?;
+                    occupy_officers(conn, &ids, &entry).await?;
                 }
                 record(conn, id.as_uuid(), "task.assigned", &entry).await
             })
@@ -675,7 +689,7 @@ impl TaskStore for PgTaskStore {
             if let Some(nearest) = &nearest {
                 let officer = [OfficerId::from_uuid(nearest.id)];
                 add_officers(conn, task.id.as_uuid(), &officer, Some(task.created_by.as_uuid())).await?;
-                occupy_officers(conn, &[nearest.id]).await?;
+                occupy_officers(conn, &[nearest.id], &entry).await?;
             }
             let created = record(conn, task.id.as_uuid(), "task.created", &entry).await?;
             let alert = serde_json::json!({
@@ -800,7 +814,7 @@ impl TaskStore for PgTaskStore {
                 let Some(removed) = removed else {
                     return Err(TaskError::NotFound.into());
                 };
-                release_officers(conn, &[officer.as_uuid()]).await?;
+                release_officers(conn, &[officer.as_uuid()], &entry).await?;
                 record_for(conn, id.as_uuid(), "task.unassigned", &entry, &[removed.user_id]).await
             })
             .await

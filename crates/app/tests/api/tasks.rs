@@ -215,6 +215,22 @@ async fn the_lifecycle_moves_officers_and_writes_one_history_row_per_transition(
         ["task.created", "task.status_changed", "task.status_changed", "task.status_changed", "task.status_changed"]
     );
 
+    #[derive(QueryableByName)]
+    struct Availability {
+        #[diesel(sql_type = Text)]
+        availability: String,
+    }
+    let moves: Vec<Availability> = sql_query(
+        "SELECT payload->>'availability' AS availability FROM event_log \
+         WHERE event_type = 'officer.availability_changed' AND officer_id = $1::uuid ORDER BY id",
+    )
+    .bind::<Text, _>(&ana)
+    .load(&mut desk.app.db().await)
+    .await
+    .unwrap();
+    let moves: Vec<&str> = moves.iter().map(|row| row.availability.as_str()).collect();
+    assert_eq!(moves, ["on_task", "available"], "followers of officers see the moves a task makes");
+
     let path = format!("/api/v1/tasks/{id}");
     assert_eq!(desk.app.send(Method::DELETE, &path, &desk.operator, None).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(desk.app.send(Method::DELETE, &path, &desk.supervisor, None).await.status(), StatusCode::NO_CONTENT);
