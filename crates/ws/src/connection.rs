@@ -26,6 +26,8 @@ pub(crate) struct Connection {
     pub(crate) session: Session,
     /// Live events up to here were already sent by a replay (or predate what the client has).
     skip_until: i64,
+    /// The highest `seq` the live stream has handed this connection (sent or skipped).
+    live_through: i64,
     window_start: Instant,
     window_count: u32,
     /// Handles resolved once: events are the hot path.
@@ -50,6 +52,7 @@ impl Connection {
             registration,
             session,
             skip_until: 0,
+            live_through: 0,
             window_start: Instant::now(),
             window_count: 0,
             events_sent: metrics::counter!("ws_messages_sent_total", "type" => "event"),
@@ -151,6 +154,7 @@ impl Connection {
     async fn deliver(&mut self, item: Outbound) -> Flow {
         match item {
             Outbound::Event { seq, created_at, read_at, frame } => {
+                self.live_through = self.live_through.max(seq);
                 if seq <= self.skip_until {
                     return Flow::Continue;
                 }
@@ -292,7 +296,8 @@ impl Connection {
     }
 
     /// Sends what the client missed after `since` on its current topics, then `resumed`; or
-    /// `resync_required` when the log no longer holds all of it.
+    /// `resync_required` when the log no longer holds all of it. Events the live stream already
+    /// sent on this connection (a client subscribes first, then resumes) are not sent again.
     async fn resume(&mut self, since: i64) -> Flow {
         // Everything committed now: what the relay has not dispatched yet is skipped when it
         // arrives live, because the replay already sent it.
@@ -337,7 +342,7 @@ impl Connection {
             let Some(last) = page.last() else { break };
             after = last.seq;
             for event in &page {
-                if let Some(topic) = visible_on(&topics, shared.actor, event) {
+                if let Some(topic) = replayable_on(&topics, shared.actor, event, self.live_through) {
                     replayed += 1;
                     if let Flow::Close(reason) = self.send("event", protocol::event(event, &topic.to_string())).await {
                         return Flow::Close(reason);
@@ -358,12 +363,24 @@ impl Connection {
     }
 }
 
-/// The topic an event is delivered on for these subscriptions, as the hub would pick it.
-fn visible_on(topics: &[Topic], actor: gad_domain::users::policy::Actor, event: &Event) -> Option<Topic> {
+/// The topic a replay sends an event on, as the hub would pick it; `None` when no subscription
+/// matches it or the live stream already sent it (a subscription older than the event, and the
+/// live stream past it).
+fn replayable_on(
+    topics: &[(Topic, i64)],
+    actor: gad_domain::users::policy::Actor,
+    event: &Event,
+    live_through: i64,
+) -> Option<Topic> {
+    let matching = || topics.iter().filter(|(topic, _)| topic.matches(actor, event));
+    let sent_live = event.seq <= live_through && matching().any(|(_, subscribed_at)| *subscribed_at < event.seq);
+    if sent_live {
+        return None;
+    }
     let rank = |topic: &Topic| match topic {
         Topic::Task(_) => 0,
         Topic::TasksMine => 1,
         _ => 2,
     };
-    topics.iter().filter(|topic| topic.matches(actor, event)).min_by_key(|topic| rank(topic)).copied()
+    matching().map(|(topic, _)| *topic).min_by_key(rank)
 }

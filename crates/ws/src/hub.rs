@@ -93,7 +93,9 @@ fn key(topic: Topic, actor: Actor) -> Key {
 #[derive(Debug)]
 struct Entry {
     shared: Arc<Shared>,
-    topics: HashSet<Topic>,
+    /// Each topic followed, with the hub position when it was subscribed: the live stream
+    /// carried its events after that position.
+    topics: HashMap<Topic, i64>,
 }
 
 #[derive(Debug, Default)]
@@ -178,7 +180,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut registry = write(&self.hub.registry);
         if let Some(entry) = registry.connections.remove(&self.shared.id) {
-            for topic in entry.topics {
+            for topic in entry.topics.into_keys() {
                 registry.unfollow(self.shared.id, key(topic, self.shared.actor));
             }
         }
@@ -255,7 +257,7 @@ impl Hub {
         });
         write(&self.registry)
             .connections
-            .insert(shared.id, Entry { shared: Arc::clone(&shared), topics: HashSet::new() });
+            .insert(shared.id, Entry { shared: Arc::clone(&shared), topics: HashMap::new() });
         Registration { hub: Arc::clone(self), shared, rx, _admission: admission }
     }
 
@@ -264,10 +266,11 @@ impl Hub {
         let Some(entry) = registry.connections.get_mut(&connection.id) else {
             return Subscribed::Yes;
         };
-        if !entry.topics.contains(&topic) && entry.topics.len() >= self.caps.max_topics {
+        if !entry.topics.contains_key(&topic) && entry.topics.len() >= self.caps.max_topics {
             return Subscribed::TooMany;
         }
-        entry.topics.insert(topic);
+        // Read under the write lock: `dispatch` advances the position under the read lock.
+        entry.topics.entry(topic).or_insert_with(|| self.position.load(Ordering::Acquire));
         registry.followers.entry(key(topic, connection.actor)).or_default().insert(connection.id);
         Subscribed::Yes
     }
@@ -275,18 +278,18 @@ impl Hub {
     pub(crate) fn unsubscribe(&self, connection: &Shared, topic: Topic) {
         let mut registry = write(&self.registry);
         if let Some(entry) = registry.connections.get_mut(&connection.id)
-            && entry.topics.remove(&topic)
+            && entry.topics.remove(&topic).is_some()
         {
             registry.unfollow(connection.id, key(topic, connection.actor));
         }
     }
 
-    /// The topics a connection follows now.
-    pub(crate) fn topics(&self, connection: &Shared) -> Vec<Topic> {
+    /// The topics a connection follows now, each with the position it was subscribed at.
+    pub(crate) fn topics(&self, connection: &Shared) -> Vec<(Topic, i64)> {
         read(&self.registry)
             .connections
             .get(&connection.id)
-            .map(|entry| entry.topics.iter().copied().collect())
+            .map(|entry| entry.topics.iter().map(|(topic, since)| (*topic, *since)).collect())
             .unwrap_or_default()
     }
 

@@ -402,14 +402,22 @@ async fn a_thousand_concurrent_writes_arrive_once_each_in_seq_order() {
 async fn resume_replays_exactly_the_missed_events_then_continues_live() {
     let desk = desk().await;
     let mut client = connect(&desk.app, &desk.operator).await;
+    let mut watcher = connect(&desk.app, &desk.operator).await;
     client.subscribe(&["tasks"]).await;
+    watcher.subscribe(&["tasks"]).await;
     create_task(&desk.app, &desk.operator, &[]).await;
     let last_seen = client.next().await["seq"].as_i64().unwrap();
+    watcher.next().await;
     drop(client);
 
     let mut missed = Vec::new();
     for _ in 0..3 {
         missed.push(create_task(&desk.app, &desk.operator, &[]).await["id"].clone());
+    }
+    // Events are numbered after commit: once the watcher has them, the hub is past them and
+    // the reconnecting client gets them from the replay only.
+    for _ in 0..3 {
+        watcher.next().await;
     }
     let mut client = connect(&desk.app, &desk.operator).await;
     client.subscribe(&["tasks"]).await;
@@ -439,6 +447,43 @@ async fn resume_replays_exactly_the_missed_events_then_continues_live() {
         .unwrap();
     client.send(json!({"type": "resume", "since": last_seen})).await;
     assert_eq!(client.next().await["type"], "resync_required");
+}
+
+#[tokio::test]
+async fn resume_does_not_repeat_what_arrived_live_after_subscribing() {
+    let desk = desk().await;
+    let mut client = connect(&desk.app, &desk.operator).await;
+    client.subscribe(&["tasks"]).await;
+    create_task(&desk.app, &desk.operator, &[]).await;
+    let last_seen = client.next().await["seq"].as_i64().unwrap();
+    drop(client);
+    let missed = create_task(&desk.app, &desk.operator, &[]).await;
+
+    // The client subscribes, an event arrives live before it asks to resume.
+    let mut client = connect(&desk.app, &desk.operator).await;
+    client.subscribe(&["tasks"]).await;
+    let mut seen = Vec::new();
+    let live = create_task(&desk.app, &desk.operator, &[]).await;
+    loop {
+        let event = client.next().await;
+        seen.push(event["data"]["id"].clone());
+        if event["data"]["id"] == live["id"] {
+            break;
+        }
+    }
+    client.send(json!({"type": "resume", "since": last_seen})).await;
+    loop {
+        let message = client.next().await;
+        if message["type"] == "resumed" {
+            break;
+        }
+        seen.push(message["data"]["id"].clone());
+    }
+    let mut expected = vec![missed["id"].clone(), live["id"].clone()];
+    expected.sort_by_key(ToString::to_string);
+    seen.sort_by_key(ToString::to_string);
+    assert_eq!(seen, expected, "each event once, live or replayed");
+    assert!(client.next_within(Duration::from_millis(300)).await.is_none(), "nothing repeated afterwards");
 }
 
 #[tokio::test]
