@@ -1,17 +1,19 @@
-//! One connection: a task that selects over the client's frames, its outbound queue, its close
-//! signal and one timer (heartbeat ping or idle deadline, whichever comes first).
+//! One connection: a task that selects over the client's frames, its close signal and one timer
+//! (heartbeat ping or idle deadline, whichever comes first), and answers in the socket's outbox.
+//! Live events do not pass through it: the hub writes them to the outbox directly.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use actix_http::ws::OpCode;
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError};
 use bytestring::ByteString;
 use gad_domain::events::{Event, ReplayStart, Topic, TopicError};
 use serde_json::json;
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::hub::{Outbound, Registration, Subscribed, close};
+use crate::hub::{Registration, close};
+use crate::outbox::{self, Outbox};
 use crate::protocol::{self, ClientMessage};
 use crate::{Realtime, WsSettings};
 
@@ -23,17 +25,9 @@ const REPLAY_PAGE: i64 = 500;
 pub(crate) struct Connection {
     pub(crate) realtime: Realtime,
     pub(crate) registration: Registration,
-    pub(crate) session: Session,
-    /// Live events up to here were already sent by a replay (or predate what the client has).
-    skip_until: i64,
-    /// The highest `seq` the live stream has handed this connection (sent or skipped).
-    live_through: i64,
+    outbox: Arc<Outbox>,
     window_start: Instant,
     window_count: u32,
-    /// Handles resolved once: events are the hot path.
-    events_sent: metrics::Counter,
-    delivery_latency: metrics::Histogram,
-    fanout_latency: metrics::Histogram,
 }
 
 enum Flow {
@@ -46,19 +40,9 @@ fn reason(code: u16, description: &str) -> Option<CloseReason> {
 }
 
 impl Connection {
-    pub(crate) fn new(realtime: Realtime, registration: Registration, session: Session) -> Self {
-        Self {
-            realtime,
-            registration,
-            session,
-            skip_until: 0,
-            live_through: 0,
-            window_start: Instant::now(),
-            window_count: 0,
-            events_sent: metrics::counter!("ws_messages_sent_total", "type" => "event"),
-            delivery_latency: metrics::histogram!("ws_delivery_latency_seconds"),
-            fanout_latency: metrics::histogram!("ws_fanout_latency_seconds"),
-        }
+    pub(crate) fn new(realtime: Realtime, registration: Registration) -> Self {
+        let outbox = Arc::clone(&registration.shared.outbox);
+        Self { realtime, registration, outbox, window_start: Instant::now(), window_count: 0 }
     }
 
     fn settings(&self) -> &WsSettings {
@@ -81,7 +65,7 @@ impl Connection {
             }),
             None,
         );
-        let mut flow = self.send("connection_ack", ack).await;
+        let mut flow = self.send("connection_ack", &ack);
         let mut last_seen = Instant::now();
         let mut next_ping = Instant::now() + heartbeat;
         let timer = tokio::time::sleep_until(next_ping.min(last_seen + idle_timeout));
@@ -89,18 +73,7 @@ impl Connection {
         while let Flow::Continue = flow {
             flow = tokio::select! {
                 biased;
-                () = shared.close.notified() => {
-                    let code = shared.close_code().unwrap_or(close::GOING_AWAY);
-                    let description = match code {
-                        close::REVOKED => "token revoked or expired",
-                        close::SLOW_CONSUMER => "slow consumer",
-                        _ => "server going away",
-                    };
-                    if code == close::SLOW_CONSUMER {
-                        metrics::counter!("ws_closes_total", "reason" => "slow_consumer").increment(1);
-                    }
-                    Flow::Close(reason(code, description))
-                }
+                () = shared.close.notified() => self.close_requested(),
                 frame = stream.recv() => {
                     last_seen = Instant::now();
                     timer.as_mut().reset(next_ping.min(last_seen + idle_timeout));
@@ -120,10 +93,6 @@ impl Connection {
                         }
                     }
                 }
-                item = self.registration.rx.recv() => match item {
-                    Some(item) => self.deliver(item).await,
-                    None => Flow::Close(None),
-                },
                 () = &mut timer => {
                     let now = Instant::now();
                     if now >= last_seen + idle_timeout {
@@ -132,44 +101,43 @@ impl Connection {
                     } else {
                         next_ping = now + heartbeat;
                         timer.as_mut().reset(next_ping.min(last_seen + idle_timeout));
-                        if self.session.ping(b"").await.is_err() { Flow::Close(None) } else { Flow::Continue }
+                        self.queue("ping", &outbox::frame(b"", OpCode::Ping))
                     }
                 }
             };
         }
         if let Flow::Close(reason) = flow {
-            // A peer that does not read cannot hold the task: the close gets a bounded wait.
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.session.clone().close(reason)).await;
+            let slow_consumer = shared.close_code() == Some(close::SLOW_CONSUMER);
+            self.outbox.close(reason, slow_consumer);
         }
     }
 
-    async fn send(&mut self, kind: &'static str, frame: ByteString) -> Flow {
+    /// The close the hub, the revocation sweeper or the shutdown asked for.
+    fn close_requested(&self) -> Flow {
+        let code = self.registration.shared.close_code().unwrap_or(close::GOING_AWAY);
+        let description = match code {
+            close::REVOKED => "token revoked or expired",
+            close::SLOW_CONSUMER => "slow consumer",
+            _ => "server going away",
+        };
+        if code == close::SLOW_CONSUMER {
+            metrics::counter!("ws_closes_total", "reason" => "slow_consumer").increment(1);
+        }
+        Flow::Close(reason(code, description))
+    }
+
+    /// Queues one of the connection's own frames.
+    fn queue(&self, kind: &'static str, frame: &[u8]) -> Flow {
         metrics::counter!("ws_messages_sent_total", "type" => kind).increment(1);
-        match self.session.text(frame).await {
+        match self.outbox.push_control(frame) {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Close(None),
         }
     }
 
-    async fn deliver(&mut self, item: Outbound) -> Flow {
-        match item {
-            Outbound::Event { seq, created_at, read_at, frame } => {
-                self.live_through = self.live_through.max(seq);
-                if seq <= self.skip_until {
-                    return Flow::Continue;
-                }
-                self.events_sent.increment(1);
-                let flow = match self.session.text(frame).await {
-                    Ok(()) => Flow::Continue,
-                    Err(_) => Flow::Close(None),
-                };
-                let latency = (OffsetDateTime::now_utc() - created_at).as_seconds_f64().max(0.0);
-                self.delivery_latency.record(latency);
-                self.fanout_latency.record(read_at.elapsed().as_secs_f64());
-                flow
-            }
-            Outbound::Control(frame) => self.send("error", frame).await,
-        }
+    /// Queues one of the connection's own JSON messages.
+    fn send(&self, kind: &'static str, message: &str) -> Flow {
+        self.queue(kind, &outbox::text_frame(message))
     }
 
     fn rate_limited(&mut self) -> bool {
@@ -187,27 +155,21 @@ impl Connection {
             Message::Text(text) => {
                 if self.rate_limited() {
                     metrics::counter!("ws_messages_received_total", "type" => "rate_limited").increment(1);
-                    return self
-                        .send("error", protocol::error("rate_limited", "too many messages; slow down", None))
-                        .await;
+                    return self.send("error", &protocol::error("rate_limited", "too many messages; slow down", None));
                 }
                 match ClientMessage::parse(&text) {
                     Ok(message) => self.on_client_message(message).await,
                     Err(fault) => {
                         metrics::counter!("ws_messages_received_total", "type" => "invalid").increment(1);
-                        self.send("error", protocol::error(fault.code, &fault.message, None)).await
+                        self.send("error", &protocol::error(fault.code, &fault.message, None))
                     }
                 }
             }
             Message::Binary(_) => {
                 metrics::counter!("ws_messages_received_total", "type" => "binary").increment(1);
-                self.send("error", protocol::error("unsupported_frame", "only JSON text frames are understood", None))
-                    .await
+                self.send("error", &protocol::error("unsupported_frame", "only JSON text frames are understood", None))
             }
-            Message::Ping(payload) => match self.session.pong(&payload).await {
-                Ok(()) => Flow::Continue,
-                Err(_) => Flow::Close(None),
-            },
+            Message::Ping(payload) => self.queue("pong", &outbox::frame(&payload, OpCode::Pong)),
             Message::Pong(_) | Message::Nop => Flow::Continue,
             Message::Close(_) => {
                 metrics::counter!("ws_closes_total", "reason" => "client").increment(1);
@@ -222,7 +184,7 @@ impl Connection {
         match message {
             ClientMessage::Ping => {
                 metrics::counter!("ws_messages_received_total", "type" => "ping").increment(1);
-                self.send("pong", protocol::control("pong", json!({}), None)).await
+                self.send("pong", &protocol::control("pong", json!({}), None))
             }
             ClientMessage::Subscribe(topics) => {
                 metrics::counter!("ws_messages_received_total", "type" => "subscribe").increment(1);
@@ -239,7 +201,7 @@ impl Connection {
                     done.push(raw);
                 }
                 let frame = protocol::control("unsubscribed", json!({ "topics": done }), Some(("topics", json!(done))));
-                self.send("unsubscribed", frame).await
+                self.send("unsubscribed", &frame)
             }
             ClientMessage::Resume(since) => {
                 metrics::counter!("ws_messages_received_total", "type" => "resume").increment(1);
@@ -249,35 +211,36 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, topics: Vec<String>) -> Flow {
-        let shared = Arc::clone(&self.registration.shared);
-        let mut accepted: Vec<String> = Vec::new();
+        let mut allowed: Vec<(Topic, String)> = Vec::new();
         for raw in topics {
             let refusal = match Topic::parse(&raw) {
-                Err(TopicError::Unknown) => Some(("unknown_topic", "no such topic")),
-                Err(TopicError::Forbidden) => Some(("forbidden_topic", "this topic is not available to you")),
+                Err(TopicError::Unknown) => ("unknown_topic", "no such topic"),
+                Err(TopicError::Forbidden) => ("forbidden_topic", "this topic is not available to you"),
                 Ok(topic) => match self.check(topic).await {
-                    Err(TopicError::Forbidden) => Some(("forbidden_topic", "this topic is not available to you")),
-                    Err(TopicError::Unknown) => Some(("unavailable", "the topic cannot be checked now; retry")),
-                    Ok(()) => match self.realtime.hub.subscribe(&shared, topic) {
-                        Subscribed::Yes => None,
-                        Subscribed::TooMany => Some(("too_many_topics", "the connection follows too many topics")),
-                    },
+                    Err(TopicError::Forbidden) => ("forbidden_topic", "this topic is not available to you"),
+                    Err(TopicError::Unknown) => ("unavailable", "the topic cannot be checked now; retry"),
+                    Ok(()) => {
+                        allowed.push((topic, raw));
+                        continue;
+                    }
                 },
             };
-            match refusal {
-                None => accepted.push(raw),
-                Some((code, message)) => {
-                    if let Flow::Close(reason) = self.send("error", protocol::error(code, message, Some(&raw))).await {
-                        return Flow::Close(reason);
-                    }
-                }
+            if let Flow::Close(reason) = self.send("error", &protocol::error(refusal.0, refusal.1, Some(&raw))) {
+                return Flow::Close(reason);
             }
         }
-        if accepted.is_empty() {
+        if allowed.is_empty() {
             return Flow::Continue;
         }
-        let frame = protocol::control("subscribed", json!({ "topics": accepted }), Some(("topics", json!(accepted))));
-        self.send("subscribed", frame).await
+        let shared = Arc::clone(&self.registration.shared);
+        let too_many = self.realtime.hub.subscribe(&shared, allowed);
+        for raw in too_many {
+            let refusal = protocol::error("too_many_topics", "the connection follows too many topics", Some(&raw));
+            if let Flow::Close(reason) = self.send("error", &refusal) {
+                return Flow::Close(reason);
+            }
+        }
+        Flow::Continue
     }
 
     /// The REST policy for the topic; `Unknown` here stands for "could not check" (store down).
@@ -296,19 +259,35 @@ impl Connection {
     }
 
     /// Sends what the client missed after `since` on its current topics, then `resumed`; or
-    /// `resync_required` when the log no longer holds all of it. Events the live stream already
-    /// sent on this connection (a client subscribes first, then resumes) are not sent again.
+    /// `resync_required` when the log no longer holds all of it. Live events wait in the outbox
+    /// meanwhile; those the replay covered are then skipped, and those the live stream already
+    /// sent on this connection (a client subscribes first, then resumes) are not replayed.
     async fn resume(&mut self, since: i64) -> Flow {
+        let live_through = self.outbox.begin_replay();
+        let (covered_through, outcome) = match self.replay(since, live_through).await {
+            Ok(done) => done,
+            Err(flow) => return flow,
+        };
+        let (kind, message) = outcome;
+        metrics::counter!("ws_messages_sent_total", "type" => kind).increment(1);
+        match self.outbox.end_replay(covered_through, &outbox::text_frame(&message)) {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Close(None),
+        }
+    }
+
+    /// Replays into the outbox; returns how far the replay covered the log and the message
+    /// that concludes it.
+    async fn replay(&mut self, since: i64, live_through: i64) -> Result<(i64, (&'static str, ByteString)), Flow> {
         // Everything committed now: what the relay has not dispatched yet is skipped when it
-        // arrives live, because the replay already sent it.
+        // arrives live, because the replay sends it.
         let head = match self.realtime.log.head().await {
             Ok(head) => head.max(self.realtime.hub.position()),
-            Err(error) => return self.replay_failed(&error).await,
+            Err(error) => return Ok((0, replay_failed(&error))),
         };
         if since >= head {
-            self.skip_until = self.skip_until.max(since);
             metrics::counter!("ws_replays_total", "outcome" => "resumed").increment(1);
-            return self.send("resumed", protocol::control("resumed", json!({ "replayed": 0 }), None)).await;
+            return Ok((since, ("resumed", protocol::control("resumed", json!({ "replayed": 0 }), None))));
         }
         let log = Arc::clone(&self.realtime.log);
         let too_many = head - since > self.settings().replay_max_events;
@@ -326,9 +305,9 @@ impl Connection {
                     json!({ "since": since, "head": head, "message": "the log no longer holds every event after since; reload the state over the REST API" }),
                     None,
                 );
-                return self.send("resync_required", frame).await;
+                return Ok((0, ("resync_required", frame)));
             }
-            Err(error) => return self.replay_failed(&error).await,
+            Err(error) => return Ok((0, replay_failed(&error))),
         }
         let shared = Arc::clone(&self.registration.shared);
         let topics = self.realtime.hub.topics(&shared);
@@ -337,30 +316,35 @@ impl Connection {
         while after < head {
             let page = match log.read(after, head, REPLAY_PAGE).await {
                 Ok(page) => page,
-                Err(error) => return self.replay_failed(&error).await,
+                Err(error) => return Ok((0, replay_failed(&error))),
             };
             let Some(last) = page.last() else { break };
             after = last.seq;
             for event in &page {
-                if let Some(topic) = replayable_on(&topics, shared.actor, event, self.live_through) {
-                    replayed += 1;
-                    if let Flow::Close(reason) = self.send("event", protocol::event(event, &topic.to_string())).await {
-                        return Flow::Close(reason);
-                    }
+                let Some(topic) = replayable_on(&topics, shared.actor, event, live_through) else {
+                    continue;
+                };
+                let frame = outbox::text_frame(&protocol::event(event, &topic.to_string()));
+                tokio::select! {
+                    pushed = self.outbox.push_replayed(&frame) => if pushed.is_err() {
+                        return Err(Flow::Close(None));
+                    },
+                    () = shared.close.notified() => return Err(self.close_requested()),
                 }
+                replayed += 1;
             }
         }
-        self.skip_until = self.skip_until.max(head);
         metrics::counter!("ws_replays_total", "outcome" => "resumed").increment(1);
         metrics::counter!("ws_replayed_events_total").increment(replayed);
-        self.send("resumed", protocol::control("resumed", json!({ "replayed": replayed }), None)).await
+        metrics::counter!("ws_messages_sent_total", "type" => "event").increment(replayed);
+        Ok((head, ("resumed", protocol::control("resumed", json!({ "replayed": replayed }), None))))
     }
+}
 
-    async fn replay_failed(&mut self, error: &gad_domain::error::StoreError) -> Flow {
-        tracing::warn!(%error, "replay failed");
-        metrics::counter!("ws_replays_total", "outcome" => "failed").increment(1);
-        self.send("error", protocol::error("unavailable", "the event log cannot be read now; retry resume", None)).await
-    }
+fn replay_failed(error: &gad_domain::error::StoreError) -> (&'static str, ByteString) {
+    tracing::warn!(%error, "replay failed");
+    metrics::counter!("ws_replays_total", "outcome" => "failed").increment(1);
+    ("error", protocol::error("unavailable", "the event log cannot be read now; retry resume", None))
 }
 
 /// The topic a replay sends an event on, as the hub would pick it; `None` when no subscription

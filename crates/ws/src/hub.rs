@@ -1,21 +1,23 @@
 //! The hub of one instance: its live connections, what each follows, and the fan-out of each
 //! event to the local subscribers. The relay is its only writer of events, in `seq` order.
 //!
-//! Every connection has a bounded outbound queue. The relay never waits on a connection: when a
-//! queue is full the connection is closed with 1013 (slow consumer) and the others carry on.
+//! Every connection has a bounded outbox. The relay never waits on a connection: when an outbox
+//! is full the connection is closed with 1013 (slow consumer) and the others carry on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use bytestring::ByteString;
+use actix_web::web::Bytes;
 use gad_domain::events::{Event, Topic};
 use gad_domain::tasks::task::TaskId;
 use gad_domain::users::policy::Actor;
 use gad_domain::users::{Revocations, TokenIdentity, UserId};
+use serde_json::json;
 use time::OffsetDateTime;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
+use crate::outbox::{Outbox, Refused, text_frame};
 use crate::protocol;
 
 /// Close codes of this service.
@@ -30,20 +32,6 @@ pub mod close {
 
 pub(crate) type ConnectionId = u64;
 
-/// What the relay hands a connection.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    Event {
-        seq: i64,
-        created_at: OffsetDateTime,
-        /// When the relay read it from the log (fan-out latency starts here).
-        read_at: std::time::Instant,
-        frame: ByteString,
-    },
-    /// A message about the connection itself (a subscription withdrawn).
-    Control(ByteString),
-}
-
 /// The part of a connection the hub and the connection task share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -51,7 +39,7 @@ pub(crate) struct Shared {
     pub(crate) actor: Actor,
     pub(crate) identity: TokenIdentity,
     pub(crate) expires_at: OffsetDateTime,
-    tx: mpsc::Sender<Outbound>,
+    pub(crate) outbox: Arc<Outbox>,
     close_code: AtomicU16,
     closing: AtomicBool,
     pub(crate) close: Notify,
@@ -172,7 +160,6 @@ impl Drop for Admission {
 pub(crate) struct Registration {
     hub: Arc<Hub>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) rx: mpsc::Receiver<Outbound>,
     _admission: Admission,
 }
 
@@ -185,13 +172,6 @@ impl Drop for Registration {
             }
         }
     }
-}
-
-/// The outcome of a subscription request for one topic.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Subscribed {
-    Yes,
-    TooMany,
 }
 
 impl Hub {
@@ -244,13 +224,12 @@ impl Hub {
         identity: TokenIdentity,
         expires_at: OffsetDateTime,
     ) -> Registration {
-        let (tx, rx) = mpsc::channel(self.caps.queue_size.max(1));
         let shared = Arc::new(Shared {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             actor,
             identity,
             expires_at,
-            tx,
+            outbox: Arc::new(Outbox::new(self.caps.queue_size)),
             close_code: AtomicU16::new(0),
             closing: AtomicBool::new(false),
             close: Notify::new(),
@@ -258,21 +237,41 @@ impl Hub {
         write(&self.registry)
             .connections
             .insert(shared.id, Entry { shared: Arc::clone(&shared), topics: HashMap::new() });
-        Registration { hub: Arc::clone(self), shared, rx, _admission: admission }
+        Registration { hub: Arc::clone(self), shared, _admission: admission }
     }
 
-    pub(crate) fn subscribe(&self, connection: &Shared, topic: Topic) -> Subscribed {
+    /// Follows `topics` (each with the name the client gave) up to the cap, and queues the
+    /// `subscribed` acknowledgement for those accepted under the same lock as the
+    /// registration, so that no event of theirs reaches the client before it. Returns the
+    /// names refused for the cap.
+    pub(crate) fn subscribe(&self, connection: &Shared, topics: Vec<(Topic, String)>) -> Vec<String> {
         let mut registry = write(&self.registry);
+        let position = self.position.load(Ordering::Acquire);
         let Some(entry) = registry.connections.get_mut(&connection.id) else {
-            return Subscribed::Yes;
+            return Vec::new();
         };
-        if !entry.topics.contains_key(&topic) && entry.topics.len() >= self.caps.max_topics {
-            return Subscribed::TooMany;
+        let (mut accepted, mut refused, mut added) = (Vec::new(), Vec::new(), Vec::new());
+        for (topic, raw) in topics {
+            if !entry.topics.contains_key(&topic) && entry.topics.len() >= self.caps.max_topics {
+                refused.push(raw);
+                continue;
+            }
+            // `dispatch` advances the position under the read lock: events after it reach
+            // this topic live.
+            entry.topics.entry(topic).or_insert(position);
+            added.push(topic);
+            accepted.push(raw);
         }
-        // Read under the write lock: `dispatch` advances the position under the read lock.
-        entry.topics.entry(topic).or_insert_with(|| self.position.load(Ordering::Acquire));
-        registry.followers.entry(key(topic, connection.actor)).or_default().insert(connection.id);
-        Subscribed::Yes
+        for topic in added {
+            registry.followers.entry(key(topic, connection.actor)).or_default().insert(connection.id);
+        }
+        if !accepted.is_empty() {
+            let ack = protocol::control("subscribed", json!({ "topics": accepted }), Some(("topics", json!(accepted))));
+            if connection.outbox.push_control(&text_frame(&ack)).is_ok() {
+                metrics::counter!("ws_messages_sent_total", "type" => "subscribed").increment(1);
+            }
+        }
+        refused
     }
 
     pub(crate) fn unsubscribe(&self, connection: &Shared, topic: Topic) {
@@ -307,7 +306,7 @@ impl Hub {
                 keys.extend(event.audience.iter().map(|user| Key::Mine(*user)));
             }
             keys.extend([Key::Tasks, Key::Officers, Key::Alerts]);
-            let mut frames: Vec<(Topic, ByteString)> = Vec::new();
+            let mut frames: Vec<(Topic, Bytes)> = Vec::new();
             let mut reached: HashSet<ConnectionId> = HashSet::new();
             for key in keys {
                 let Some(followers) = registry.followers.get(&key) else {
@@ -332,23 +331,21 @@ impl Hub {
                     if shared.closing.load(Ordering::Acquire) {
                         continue;
                     }
-                    let frame = match frames.iter().find(|(known, _)| *known == topic) {
-                        Some((_, frame)) => frame.clone(),
+                    let index = match frames.iter().position(|(known, _)| *known == topic) {
+                        Some(index) => index,
                         None => {
-                            let frame = protocol::event(event, &topic.to_string());
-                            frames.push((topic, frame.clone()));
-                            frame
+                            frames.push((topic, text_frame(&protocol::event(event, &topic.to_string()))));
+                            frames.len() - 1
                         }
                     };
-                    let item = Outbound::Event { seq: event.seq, created_at: event.created_at, read_at, frame };
-                    match shared.tx.try_send(item) {
+                    match shared.outbox.push_event(event.seq, event.created_at, &frames[index].1) {
                         Ok(()) => sent += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
+                        Err(Refused::Full) => {
                             metrics::counter!("ws_dropped_total", "reason" => "queue_full").increment(1);
                             metrics::counter!("ws_slow_consumer_closes_total").increment(1);
                             shared.close_with(close::SLOW_CONSUMER);
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        Err(Refused::Closed) => {}
                     }
                 }
             }
@@ -358,6 +355,8 @@ impl Hub {
         }
         if sent > 0 {
             metrics::counter!("ws_events_fanned_out_total").increment(sent);
+            metrics::counter!("ws_messages_sent_total", "type" => "event").increment(sent);
+            metrics::histogram!("ws_fanout_latency_seconds").record(read_at.elapsed().as_secs_f64());
         }
         for (shared, topic) in withdrawn {
             self.unsubscribe(&shared, topic);
@@ -366,8 +365,8 @@ impl Hub {
                 "this topic is no longer available to you; you have been unsubscribed",
                 Some(&topic.to_string()),
             );
-            if shared.tx.try_send(Outbound::Control(notice)).is_err() {
-                shared.close_with(close::SLOW_CONSUMER);
+            if shared.outbox.push_control(&text_frame(&notice)).is_ok() {
+                metrics::counter!("ws_messages_sent_total", "type" => "error").increment(1);
             }
         }
     }

@@ -5,6 +5,7 @@
 
 mod connection;
 mod hub;
+mod outbox;
 mod protocol;
 mod relay;
 
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 pub use hub::{Caps, Hub, Refusal, close};
 
 use crate::connection::Connection;
+use crate::outbox::OutboxBody;
 use crate::relay::Relay;
 
 /// How the service behaves; built by the app from its `ws` configuration section.
@@ -129,10 +131,13 @@ impl Realtime {
     /// the socket to its own task. A refusal upgrades nothing.
     pub fn upgrade(&self, req: &HttpRequest, body: web::Payload, owner: SocketOwner) -> Result<HttpResponse, Refusal> {
         let admission = self.hub.admit(owner.actor.id)?;
-        let (response, session, stream) = actix_ws::handle(req, body).map_err(|_| Refusal::NotAnUpgrade)?;
+        // actix-ws reads the client's frames; frames to the client are written from the outbox.
+        let (response, _session, stream) = actix_ws::handle(req, body).map_err(|_| Refusal::NotAnUpgrade)?;
         let registration = self.hub.register(admission, owner.actor, owner.identity, owner.expires_at);
-        let connection = Connection::new(self.clone(), registration, session);
+        let (head, inbound_guard) = response.into_parts();
+        let body = OutboxBody { outbox: Arc::clone(&registration.shared.outbox), _inbound_guard: inbound_guard };
+        let connection = Connection::new(self.clone(), registration);
         actix_web::rt::spawn(connection.run(stream));
-        Ok(response)
+        Ok(head.set_body(body).map_into_boxed_body())
     }
 }
