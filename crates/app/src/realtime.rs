@@ -44,7 +44,7 @@ async fn handshake(
     tickets: &Tickets,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(origin) = req.headers().get(header::ORIGIN)
-        && !origin.to_str().is_ok_and(|origin| realtime.allows_origin(origin))
+        && !origin.to_str().is_ok_and(|origin| realtime.allows_origin(origin) || same_origin(req, origin))
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -58,4 +58,17 @@ async fn handshake(
         Refusal::UserFull => ApiError::rate_limited(5),
         Refusal::NotAnUpgrade => ApiError::bad_request("a WebSocket upgrade (GET with Upgrade: websocket) is required"),
     })
+}
+
+/// Whether `origin` names the host the request was sent to: a page served by GAD itself, or a
+/// client library that sends its own target as `Origin` (as many do). Cross-site pages need the
+/// allow-list.
+fn same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let Some(authority) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    req.headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
 }

@@ -75,7 +75,11 @@ fn client_ip(req: &ServiceRequest, trusted: &[IpNet]) -> Option<IpAddr> {
 
 /// Health, metrics and the static docs are never limited.
 fn is_exempt(path: &str) -> bool {
-    path.starts_with("/health/") || path == "/metrics" || path == "/docs" || path.starts_with("/docs/")
+    path.starts_with("/health/")
+        || path == "/api/v1/health"
+        || path == "/metrics"
+        || path == "/docs"
+        || path.starts_with("/docs/")
 }
 
 fn rate_limit_headers(limit: u32, remaining: u32, reset: Duration) -> [(HeaderName, HeaderValue); 3] {

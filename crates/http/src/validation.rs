@@ -33,8 +33,12 @@ impl Fields {
         self.check(field, raw.ok_or(InvalidValue("is required")).and_then(parse_number))
     }
 
+    /// An RFC 3339 time, in UTC (as every time the API shows).
     pub(crate) fn time(&mut self, field: &str, raw: &str) -> Option<OffsetDateTime> {
-        self.check(field, OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| InvalidValue("must be an RFC 3339 time")))
+        let parsed = OffsetDateTime::parse(raw, &Rfc3339)
+            .map(|time| time.to_offset(time::UtcOffset::UTC))
+            .map_err(|_| InvalidValue("must be an RFC 3339 time"));
+        self.check(field, parsed)
     }
 
     /// A point whose coordinates are reported as `<prefix>lat` and `<prefix>lng`.

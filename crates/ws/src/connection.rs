@@ -192,16 +192,12 @@ impl Connection {
             }
             ClientMessage::Unsubscribe(topics) => {
                 metrics::counter!("ws_messages_received_total", "type" => "unsubscribe").increment(1);
+                // SPEC §5 gives `unsubscribe` no answer: the events simply stop.
                 let shared = Arc::clone(&self.registration.shared);
-                let mut done = Vec::new();
-                for raw in topics {
-                    if let Ok(topic) = Topic::parse(&raw) {
-                        self.realtime.hub.unsubscribe(&shared, topic);
-                    }
-                    done.push(raw);
+                for topic in topics.iter().filter_map(|raw| Topic::parse(raw).ok()) {
+                    self.realtime.hub.unsubscribe(&shared, topic);
                 }
-                let frame = protocol::control("unsubscribed", json!({ "topics": done }), Some(("topics", json!(done))));
-                self.send("unsubscribed", &frame)
+                Flow::Continue
             }
             ClientMessage::Resume(since) => {
                 metrics::counter!("ws_messages_received_total", "type" => "resume").increment(1);

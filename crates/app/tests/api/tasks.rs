@@ -126,10 +126,23 @@ async fn create_read_and_edit_with_etags() {
         json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "scheduled_end": "2026-12-01T19:00:00Z"}),
         json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "tomorrow"}),
         json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "officer_ids": [uuid::Uuid::now_v7()]}),
+        // PostgreSQL cannot store NUL: refused as input, never a 500.
+        json!({"title": "Night\u{0}patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"}),
+        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "description": "a\u{0}b"}),
     ] {
         let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(bad.clone())).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
+    for query in ["/api/v1/tasks?q=a%00b", "/api/v1/officers?unit=%00", "/api/v1/users?q=%00"] {
+        let response = desk.app.send(Method::GET, query, &desk.operator, None).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "validation_failed");
+    }
+    let reason = json!({"action": "cancel", "reason": "x\u{0}"});
+    let transition = format!("{location}/transitions");
+    let response = desk.app.send(Method::POST, &transition, &desk.operator, Some(reason)).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let mut coded = task_body(&[]);
     coded["code"] = json!("OP-1");
     assert_eq!(

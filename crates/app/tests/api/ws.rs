@@ -203,6 +203,12 @@ async fn the_handshake_refuses_missing_bad_and_url_tokens_without_upgrading() {
         try_connect(&desk.app, Some(Auth::Bearer(&desk.operator)), Some("https://evil.example")).await.err(),
         Some(403)
     );
+    // A client whose Origin is the host it connects to (as many libraries send) is not cross-site.
+    let own = desk.app.address.clone();
+    let mut client = try_connect(&desk.app, Some(Auth::Bearer(&desk.operator)), Some(&own))
+        .await
+        .unwrap_or_else(|status| panic!("same origin: {status}"));
+    assert_eq!(client.next().await["type"], "connection_ack");
 }
 
 #[tokio::test]
@@ -285,11 +291,9 @@ async fn every_message_of_the_protocol_is_answered() {
     assert_eq!(event["data"]["id"], task["id"]);
 
     client.send(json!({"type": "unsubscribe", "topics": ["tasks"]})).await;
-    let unsubscribed = client.next().await;
-    assert_eq!((unsubscribed["type"].as_str(), &unsubscribed["topics"]), (Some("unsubscribed"), &json!(["tasks"])));
     create_task(&desk.app, &desk.operator, &[]).await;
     client.send(json!({"type": "ping"})).await;
-    assert_eq!(client.next().await["type"], "pong", "no task event after unsubscribing");
+    assert_eq!(client.next().await["type"], "pong", "no answer to unsubscribe, no task event after it");
 
     client.send(json!({"type": "resume", "since": event["seq"]})).await;
     let resumed = client.next().await;

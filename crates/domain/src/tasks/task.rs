@@ -64,9 +64,12 @@ labelled_enum!(
     "must be one of low, medium, high, urgent, critical"
 );
 
-/// A task title: 3..=200 characters, trimmed.
+/// A task title: 3..=200 characters, trimmed, on one line.
 pub fn parse_title(raw: &str) -> Result<String, InvalidValue> {
     let value = raw.trim();
+    if value.chars().any(char::is_control) {
+        return Err(InvalidValue("must not contain control characters"));
+    }
     match value.chars().count() {
         0..=2 => Err(InvalidValue("must be at least 3 characters")),
         201.. => Err(InvalidValue("must be at most 200 characters")),
@@ -83,11 +86,15 @@ pub fn parse_code(raw: &str) -> Result<String, InvalidValue> {
     Ok(value.to_owned())
 }
 
-/// Free text with a length limit; empty means none.
+/// Free text with a length limit; empty means none. Line breaks and tabs are text; other
+/// control characters (NUL above all, which PostgreSQL cannot store) are refused.
 pub fn parse_text(raw: &str, max: usize) -> Result<Option<String>, InvalidValue> {
     let value = raw.trim();
     if value.chars().count() > max {
         return Err(InvalidValue("is too long"));
+    }
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(InvalidValue("must not contain control characters other than line breaks and tabs"));
     }
     Ok((!value.is_empty()).then(|| value.to_owned()))
 }
@@ -361,6 +368,8 @@ mod tests {
         assert!(parse_code("T-2026-1").is_ok() && parse_code("bad code").is_err() && parse_code("").is_err());
         assert_eq!(parse_text("", 10), Ok(None));
         assert!(parse_text("too long", 3).is_err());
+        assert!(parse_title("Night\0patrol").is_err() && parse_text("a\0b", 10).is_err());
+        assert_eq!(parse_text("line one\nline two\tend", 100), Ok(Some("line one\nline two\tend".into())));
         assert_eq!("critical".parse::<Priority>(), Ok(Priority::Critical));
         assert!(Priority::Low < Priority::Critical, "ordered by urgency");
         assert!("chores".parse::<TaskKind>().is_err());

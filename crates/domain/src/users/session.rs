@@ -134,8 +134,8 @@ impl RevocationSet {
     }
 
     /// Whether a token with this id, subject and issue time must be refused. `issued_at` has
-    /// whole-second precision (JWT `iat`), so a token from the same second as a user-wide
-    /// revocation counts as issued before it.
+    /// millisecond precision (truncated), so a token from the same millisecond as a user-wide
+    /// revocation counts as issued before it: the doubt goes to refusing.
     pub fn is_revoked(&self, token: &TokenIdentity) -> bool {
         read(&self.tokens).contains_key(&token.jti)
             || read(&self.sessions).contains_key(&token.session_id)

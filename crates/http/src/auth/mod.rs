@@ -28,7 +28,7 @@ pub struct Principal {
     pub role: Role,
     pub jti: Uuid,
     pub session_id: Uuid,
-    /// The token's `iat` (whole seconds).
+    /// When the token was issued, to the millisecond (`Claims::issued_at`).
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -90,7 +90,7 @@ pub async fn authenticate(
     let token = bearer.ok_or_else(|| ApiError::unauthenticated("a bearer access token is required"))?;
     let invalid = || ApiError::unauthenticated("the access token is invalid or expired");
     let claims = tokens.verify(token).ok_or_else(invalid)?;
-    let issued_at = OffsetDateTime::from_unix_timestamp(claims.iat).map_err(|_| invalid())?;
+    let issued_at = claims.issued_at().ok_or_else(invalid)?;
     let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|_| invalid())?;
     let identity =
         TokenIdentity { jti: claims.jti, user_id: UserId::from_uuid(claims.sub), session_id: claims.sid, issued_at };

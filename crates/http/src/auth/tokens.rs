@@ -44,6 +44,21 @@ pub(crate) struct Claims {
     pub(crate) aud: String,
 }
 
+impl Claims {
+    /// When the token was issued, to the millisecond. `iat` has whole seconds; `jti` is a
+    /// UUID v7 minted in the same instant, whose timestamp keeps the milliseconds. Without them
+    /// a token issued in the same second as a user-wide revocation (a role change, then a new
+    /// login) would count as issued before it and be refused.
+    pub(crate) fn issued_at(&self) -> Option<OffsetDateTime> {
+        let whole = OffsetDateTime::from_unix_timestamp(self.iat).ok()?;
+        let precise = self.jti.get_timestamp().and_then(|timestamp| {
+            let (seconds, nanos) = timestamp.to_unix();
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(seconds) * 1_000_000_000 + i128::from(nanos)).ok()
+        });
+        Some(precise.filter(|precise| precise.unix_timestamp() == self.iat).unwrap_or(whole))
+    }
+}
+
 /// Signs and verifies access tokens; mints refresh tokens.
 #[derive(Clone)]
 pub struct TokenIssuer {
@@ -103,12 +118,17 @@ impl TokenIssuer {
         role: Role,
         session: Uuid,
     ) -> Result<AccessToken, jsonwebtoken::errors::Error> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        // `iat` is taken from the id so that both name the same instant (see `issued_at`).
+        let jti = Uuid::now_v7();
+        let now = jti
+            .get_timestamp()
+            .and_then(|timestamp| i64::try_from(timestamp.to_unix().0).ok())
+            .unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
         let ttl = self.settings.access_ttl.whole_seconds();
         let claims = Claims {
             sub: user.as_uuid(),
             role,
-            jti: Uuid::now_v7(),
+            jti,
             sid: session,
             iat: now,
             exp: now + ttl,

@@ -41,10 +41,10 @@ pub(crate) async fn request_id(
     Ok(response)
 }
 
-/// Client-chosen ids are echoed and logged, so only short, plain tokens are taken.
+/// Client-chosen ids are echoed and logged, so only short ids of visible ASCII are taken (no
+/// spaces or control characters that could forge a log line or a header).
 fn is_acceptable(value: &str) -> bool {
-    (1..=128).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -54,6 +54,7 @@ mod tests {
     #[test]
     fn accepts_tokens_and_refuses_anything_that_could_forge_a_log_line() {
         assert!(is_acceptable("abc-123_X.y:z"));
+        assert!(is_acceptable("req/42+retry=1"));
         assert!(!is_acceptable(""));
         assert!(!is_acceptable("a b"));
         assert!(!is_acceptable("line\nbreak"));

@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use gad_domain::tasks::geo::parse_accuracy;
 use gad_domain::tasks::officer::{
     Availability, BadgeNumber, LocationReport, NearestQuery, NewOfficer, Officer, OfficerChanges, OfficerError,
-    OfficerId, OfficerLocation, OfficerQuery, create_officer, delete_officer, list_officers, nearest_officers,
-    parse_label, read_officer, report_location, set_availability, update_officer,
+    OfficerId, OfficerLocation, OfficerQuery, create_officer, delete_officer, list_officers, may_manage_officers,
+    nearest_officers, parse_label, read_officer, report_location, set_availability, update_officer,
 };
 use gad_domain::users::{InvalidValue, UserId};
 use serde::{Deserialize, Serialize};
@@ -246,6 +246,10 @@ pub(crate) async fn create_officer_route(
     body: web::Json<CreateOfficerRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
+    // The caller's right comes before the body's faults.
+    if !may_manage_officers(principal.actor()) {
+        return Err(ApiError::forbidden());
+    }
     let mut problems = Fields::default();
     let badge_number = problems.check("badge_number", BadgeNumber::parse(&body.badge_number));
     let [rank, unit, specialty] =

@@ -237,7 +237,15 @@ fn task_error(error: TaskError) -> ApiError {
         TaskError::InvalidTransition { from, allowed } => ApiError::new(
             StatusCode::CONFLICT,
             "invalid_transition",
-            format!("this action is not allowed while the task is {}", from.as_str()),
+            format!(
+                "this action is not allowed while the task is {}; allowed actions: {}",
+                from.as_str(),
+                if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.iter().map(|action| action.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            ),
         )
         .with_details(
             allowed

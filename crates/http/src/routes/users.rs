@@ -4,6 +4,7 @@
 use actix_web::http::header;
 use actix_web::web::Query;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
+use gad_domain::users::policy::may_administer_users;
 use gad_domain::users::{
     CreateUser, CreateUserError, EmailAddress, InvalidValue, ListUsersError, NationalId, Password, PasswordChange,
     PersonName, PhoneNumber, ProfileChanges, Role, UpdateUserError, User, UserChanges, UserId, UserQuery, create_user,
@@ -225,6 +226,10 @@ pub(crate) async fn create_user_route(
     body: web::Json<CreateUserRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
+    // The caller's right comes before the body's faults: a non-admin learns nothing more.
+    if !may_administer_users(principal.actor()) {
+        return Err(ApiError::forbidden());
+    }
     let body = body.into_inner();
     let mut fields = Fields::default();
     let email = fields.check("email", EmailAddress::parse(&body.email));
