@@ -161,7 +161,7 @@ pub async fn record_consent(
     context: RequestContext,
 ) -> Result<ConsentRecord, ConsentError> {
     if !may_record_consent(actor, subject) {
-        return Err(if may_read_consents(actor, subject) { ConsentError::Forbidden } else { ConsentError::NotFound });
+        return Err(ConsentError::Forbidden);
     }
     let audit = AuditEntry {
         actor: Some((actor.id, actor.role)),
@@ -181,7 +181,7 @@ pub async fn consent_history(
     subject: UserId,
 ) -> Result<Vec<ConsentRecord>, ConsentError> {
     if !may_read_consents(actor, subject) {
-        return Err(ConsentError::NotFound);
+        return Err(ConsentError::Forbidden);
     }
     store.history(subject).await?.ok_or(ConsentError::NotFound)
 }

@@ -231,3 +231,13 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+impl From<gad_domain::users::ReadUserError> for ApiError {
+    fn from(error: gad_domain::users::ReadUserError) -> Self {
+        match error {
+            gad_domain::users::ReadUserError::NotFound => Self::not_found(),
+            gad_domain::users::ReadUserError::Forbidden => Self::forbidden(),
+            gad_domain::users::ReadUserError::Store(error) => error.into(),
+        }
+    }
+}

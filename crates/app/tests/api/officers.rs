@@ -73,7 +73,9 @@ async fn profiles_follow_the_matrix_of_the_spec() {
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
     assert_eq!(app.send(Method::GET, "/api/v1/officers", &ana_token, None).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.send(Method::GET, &path(&ana), &ana_token, None).await.status(), StatusCode::OK, "own profile");
-    assert_eq!(app.send(Method::GET, &path(&eva), &ana_token, None).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.send(Method::GET, &path(&eva), &ana_token, None).await.status(), StatusCode::FORBIDDEN, "another's");
+    let unknown = path(&uuid::Uuid::now_v7().to_string());
+    assert_eq!(app.send(Method::GET, &unknown, &ana_token, None).await.status(), StatusCode::NOT_FOUND);
 
     let rank = json!({"rank": "Sergeant"});
     assert_eq!(

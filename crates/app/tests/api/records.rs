@@ -39,8 +39,8 @@ async fn consents_are_appended_by_the_subject_and_read_by_the_subject_or_admins(
     let on_behalf = json!({"consent_type": "analytics", "granted": true, "policy_version": "1"});
     assert_eq!(app.send(Method::POST, &path, &admin, Some(on_behalf.clone())).await.status(), StatusCode::FORBIDDEN);
     let boss = app.login("boss@example.org").await.access_token;
-    assert_eq!(app.send(Method::GET, &path, &boss, None).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(app.send(Method::POST, &path, &boss, Some(on_behalf)).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.send(Method::GET, &path, &boss, None).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.send(Method::POST, &path, &boss, Some(on_behalf)).await.status(), StatusCode::FORBIDDEN);
 
     let bad = json!({"consent_type": "marketing", "granted": true, "policy_version": ""});
     let response = app.send(Method::POST, &path, &token, Some(bad)).await;

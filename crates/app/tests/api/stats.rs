@@ -119,8 +119,8 @@ async fn a_users_figures_are_for_themselves_and_supervisors() {
     assert_eq!((operator["created"].as_i64(), operator["delegated"].as_i64()), (Some(2), Some(2)));
     assert_eq!(operator["assigned"]["total"], 0, "no officer profile, nothing assigned");
 
-    // Others are told the user does not exist; bad windows are 422.
-    assert_eq!(desk.app.send(Method::GET, &path, &desk.operator, None).await.status(), StatusCode::NOT_FOUND);
+    // Others are refused, unknown users are 404, bad windows are 422.
+    assert_eq!(desk.app.send(Method::GET, &path, &desk.operator, None).await.status(), StatusCode::FORBIDDEN);
     let stranger = format!("/api/v1/stats/users/{}", uuid::Uuid::now_v7());
     assert_eq!(desk.app.send(Method::GET, &stranger, &desk.supervisor, None).await.status(), StatusCode::NOT_FOUND);
     for days in ["0", "366", "x", "-1"] {

@@ -36,9 +36,9 @@ async fn every_role_meets_the_matrix_of_the_spec() {
     let target = app.create_user("target@example.org", Role::Officer).await;
     let cases = [
         (Role::Admin, [200, 201, 200, 200, 204, 200, 403, 200]),
-        (Role::Supervisor, [200, 403, 200, 403, 403, 404, 404, 403]),
-        (Role::Operator, [403, 403, 404, 404, 404, 404, 404, 403]),
-        (Role::Officer, [403, 403, 404, 404, 404, 404, 404, 403]),
+        (Role::Supervisor, [200, 403, 200, 403, 403, 403, 403, 403]),
+        (Role::Operator, [403, 403, 403, 403, 403, 403, 403, 403]),
+        (Role::Officer, [403, 403, 403, 403, 403, 403, 403, 403]),
     ];
     let consent = json!({"consent_type": "analytics", "granted": true, "policy_version": "1"});
     for (index, (role, expected)) in cases.into_iter().enumerate() {

@@ -274,8 +274,11 @@ pub async fn create_officer(
 }
 
 /// The officer, if it exists and the actor may see it.
+/// The profile, if it exists and the actor may read it (an officer reading another officer's
+/// profile is refused, SPEC §3).
 pub async fn read_officer(store: &dyn OfficerStore, actor: Actor, id: OfficerId) -> Result<Officer, OfficerError> {
-    store.find(id).await?.filter(|officer| may_read_officer(actor, officer)).ok_or(OfficerError::NotFound)
+    let officer = store.find(id).await?.ok_or(OfficerError::NotFound)?;
+    if may_read_officer(actor, &officer) { Ok(officer) } else { Err(OfficerError::Forbidden) }
 }
 
 pub async fn list_officers(

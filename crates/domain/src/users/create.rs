@@ -180,12 +180,24 @@ pub async fn list_users(store: &dyn UserStore, actor: Actor, query: &UserQuery) 
     Ok(store.list(query).await?)
 }
 
-/// The user, if the actor may see it (otherwise it does not exist for them).
-pub async fn read_user(store: &dyn UserStore, actor: Actor, id: UserId) -> Result<Option<User>, StoreError> {
+/// Why a user could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadUserError {
+    #[error("the user does not exist")]
+    NotFound,
+    /// The caller's role reads no user but themselves (SPEC §3: a refusal, 403).
+    #[error("the caller may not read other users")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The user, if the actor may read it.
+pub async fn read_user(store: &dyn UserStore, actor: Actor, id: UserId) -> Result<User, ReadUserError> {
     if !may_read_user(actor, id) {
-        return Ok(None);
+        return Err(ReadUserError::Forbidden);
     }
-    store.find(id).await
+    store.find(id).await?.ok_or(ReadUserError::NotFound)
 }
 
 /// Changes a user (PATCH and PUT, rectification, deactivation). Returns the updated user and,
@@ -198,7 +210,11 @@ pub async fn update_user(
     changes: UserChanges,
     context: RequestContext,
 ) -> Result<(User, Option<Revocation>), UpdateUserError> {
-    let current = read_user(store, actor, id).await?.ok_or(UpdateUserError::NotFound)?;
+    let current = read_user(store, actor, id).await.map_err(|error| match error {
+        ReadUserError::NotFound => UpdateUserError::NotFound,
+        ReadUserError::Forbidden => UpdateUserError::Forbidden,
+        ReadUserError::Store(error) => UpdateUserError::Store(error),
+    })?;
     let administrative = changes.profile.role.is_some() || changes.profile.is_active.is_some();
     if !may_edit_profile(actor, id) || (administrative && !may_administer_users(actor)) {
         return Err(UpdateUserError::Forbidden);

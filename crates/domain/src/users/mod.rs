@@ -12,8 +12,8 @@ mod session;
 mod user;
 
 pub use create::{
-    CreateUser, CreateUserError, ListUsersError, NewUser, PasswordChange, ProfileChanges, UpdateUserError, UserChanges,
-    UserQuery, UserStore, UserUpdate, create_user, list_users, read_user, update_user,
+    CreateUser, CreateUserError, ListUsersError, NewUser, PasswordChange, ProfileChanges, ReadUserError,
+    UpdateUserError, UserChanges, UserQuery, UserStore, UserUpdate, create_user, list_users, read_user, update_user,
 };
 pub use email::EmailAddress;
 pub use login::{LOCKOUT, LoginAttempt, LoginError, LoginRecord, LoginStore, MAX_FAILED_LOGINS, NewSession, login};

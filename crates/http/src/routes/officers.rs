@@ -347,7 +347,8 @@ pub(crate) async fn nearest_officers_route(
     responses(
         (status = 200, description = "the officer", body = OfficerView),
         (status = 401, description = "not authenticated", body = ErrorBody),
-        (status = 404, description = "no such officer, or not visible to the caller", body = ErrorBody),
+        (status = 403, description = "the caller's role may not read another officer's profile", body = ErrorBody),
+        (status = 404, description = "no such officer", body = ErrorBody),
     )
 )]
 #[get("/api/v1/officers/{id}")]
@@ -371,7 +372,7 @@ pub(crate) async fn get_officer(
         (status = 200, description = "the updated officer", body = OfficerView),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "visible but not editable by the caller", body = ErrorBody),
-        (status = 404, description = "no such officer, or not visible to the caller", body = ErrorBody),
+        (status = 404, description = "no such officer", body = ErrorBody),
         (status = 409, description = "`duplicate` badge number", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     )
@@ -419,7 +420,7 @@ pub(crate) async fn patch_officer(
         (status = 204, description = "removed"),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "visible but not removable by the caller", body = ErrorBody),
-        (status = 404, description = "no such officer, or not visible to the caller", body = ErrorBody),
+        (status = 404, description = "no such officer", body = ErrorBody),
     )
 )]
 #[delete("/api/v1/officers/{id}")]
@@ -446,7 +447,7 @@ pub(crate) async fn delete_officer_route(
         (status = 200, description = "the officer with the new position", body = OfficerView),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "`consent_required`: no location-tracking consent", body = ErrorBody),
-        (status = 404, description = "no such officer, or not visible to the caller", body = ErrorBody),
+        (status = 404, description = "no such officer", body = ErrorBody),
         (status = 422, description = "coordinates, accuracy or time out of range", body = ErrorBody),
     )
 )]
@@ -501,7 +502,8 @@ pub(crate) async fn put_location(
     responses(
         (status = 200, description = "the officer", body = OfficerView),
         (status = 401, description = "not authenticated", body = ErrorBody),
-        (status = 404, description = "no such officer, or not visible to the caller", body = ErrorBody),
+        (status = 403, description = "only the officer themself or an operator+ may set it", body = ErrorBody),
+        (status = 404, description = "no such officer", body = ErrorBody),
         (status = 422, description = "unknown availability", body = ErrorBody),
     )
 )]

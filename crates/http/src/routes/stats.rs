@@ -200,7 +200,8 @@ pub(crate) async fn get_overview(
         (status = 200, description = "the figures; `X-Cache: hit|miss`", body = UserStatsView,
          headers(("X-Cache" = String, description = "hit or miss"))),
         (status = 401, description = "not authenticated", body = ErrorBody),
-        (status = 404, description = "no such user, or not visible to the caller", body = ErrorBody),
+        (status = 403, description = "the caller's role may not read another user's figures", body = ErrorBody),
+        (status = 404, description = "no such user", body = ErrorBody),
         (status = 422, description = "days out of range", body = ErrorBody),
     )
 )]
@@ -226,9 +227,7 @@ pub(crate) async fn get_user_stats(
         }
     }
     let days = problems.finish_with(|| days)?;
-    let user = read_user(&*services.users, principal.actor(), UserId::from_uuid(*id))
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let user = read_user(&*services.users, principal.actor(), UserId::from_uuid(*id)).await?;
     figures::<_, UserStatsView, _>(
         &services,
         |version| format!("stats:user:{}:{days}:{version}", user.id),

@@ -267,7 +267,8 @@ pub(crate) async fn create_user_route(
     responses(
         (status = 200, description = "the user", body = UserView),
         (status = 401, description = "not authenticated", body = ErrorBody),
-        (status = 404, description = "no such user, or not visible to the caller", body = ErrorBody),
+        (status = 403, description = "the caller's role may not read another user", body = ErrorBody),
+        (status = 404, description = "no such user", body = ErrorBody),
     )
 )]
 #[get("/api/v1/users/{id}")]
@@ -276,9 +277,7 @@ pub(crate) async fn get_user(
     id: web::Path<Uuid>,
     services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
-    let user = read_user(&*services.users, principal.actor(), UserId::from_uuid(*id))
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let user = read_user(&*services.users, principal.actor(), UserId::from_uuid(*id)).await?;
     Ok(web::Json(UserView::from(user)))
 }
 
@@ -322,7 +321,7 @@ fn password_change(fields: &mut Fields, password: Option<String>, current: Optio
         (status = 200, description = "the updated user", body = UserView),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "visible but not editable by the caller, or an admin-only field", body = ErrorBody),
-        (status = 404, description = "no such user, or not visible to the caller", body = ErrorBody),
+        (status = 404, description = "no such user", body = ErrorBody),
         (status = 409, description = "`duplicate` e-mail or national id", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     )
@@ -382,7 +381,7 @@ impl From<PutUserRequest> for PatchUserRequest {
         (status = 200, description = "the updated user", body = UserView),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "visible but not editable by the caller, or an admin-only field", body = ErrorBody),
-        (status = 404, description = "no such user, or not visible to the caller", body = ErrorBody),
+        (status = 404, description = "no such user", body = ErrorBody),
         (status = 409, description = "`duplicate` e-mail or national id", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     )
@@ -408,7 +407,7 @@ pub(crate) async fn put_user(
         (status = 204, description = "deactivated"),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "only admins deactivate users", body = ErrorBody),
-        (status = 404, description = "no such user, or not visible to the caller", body = ErrorBody),
+        (status = 404, description = "no such user", body = ErrorBody),
     )
 )]
 #[delete("/api/v1/users/{id}")]
