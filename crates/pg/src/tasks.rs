@@ -203,8 +203,20 @@ async fn record_for(
     entry: &AuditEntry,
     former: &[Uuid],
 ) -> Result<Task, Failure> {
-    let task = load(conn, id).await?.ok_or(TaskError::NotFound)?;
     audit::append(conn, entry).await?;
+    announce(conn, id, event_type, entry, former).await
+}
+
+/// The task's event alone (the audit row is the caller's): the task as it is now, for its
+/// officers and `former` users.
+async fn announce(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    event_type: &'static str,
+    entry: &AuditEntry,
+    former: &[Uuid],
+) -> Result<Task, Failure> {
+    let task = load(conn, id).await?.ok_or(TaskError::NotFound)?;
     let audience: Vec<Uuid> =
         task.officer_user_ids.iter().map(|user| user.as_uuid()).chain(former.iter().copied()).collect();
     let payload =
@@ -481,10 +493,13 @@ impl TaskStore for PgTaskStore {
         let mut conn = connection(&self.pool).await?;
         let outcome = conn
             .transaction(async |conn| {
-                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-                if matches!(task.status, TaskStatus::InProgress | TaskStatus::Paused) {
-                    return Err(TaskError::Conflict("a running task is cancelled, not deleted").into());
+                let status = locked_status(conn, id).await?.ok_or(TaskError::NotFound)?;
+                // A running task is cancelled first, so that its officers are free again.
+                if matches!(status, TaskStatus::InProgress | TaskStatus::Paused) {
+                    apply_transition(conn, id, status, TaskAction::Cancel, Some("deleted"), &entry).await?;
+                    announce(conn, id.as_uuid(), "task.status_changed", &entry, &[]).await?;
                 }
+                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
                 let payload = serde_json::to_value(&task)
                     .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
                 diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
@@ -520,66 +535,11 @@ impl TaskStore for PgTaskStore {
         reason: Option<String>,
         entry: AuditEntry,
     ) -> Result<Task, TaskError> {
-        #[derive(QueryableByName)]
-        struct Current {
-            #[diesel(sql_type = Text)]
-            status: String,
-        }
         let mut conn = connection(&self.pool).await?;
         let outcome = conn
             .transaction(async |conn| {
-                let current: Current = diesel::sql_query(
-                    "SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-                )
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .prepared()
-                .get_result(conn)
-                .await
-                .optional()?
-                .ok_or(TaskError::NotFound)?;
-                let from: TaskStatus =
-                    current.status.parse().map_err(|error| corrupt_row(&StoreError::unexpected(error)))?;
-                let to =
-                    from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
-                // Paused time is added when the pause ends (resume, complete or cancel).
-                diesel::sql_query(
-                    "UPDATE tasks SET status = $2::task_status, \
-                    actual_start = CASE WHEN $3 = 'start' THEN now() ELSE actual_start END, \
-                    total_paused_seconds = total_paused_seconds + CASE WHEN paused_at IS NOT NULL AND $3 <> 'pause' \
-                        THEN GREATEST(0, floor(extract(epoch FROM now() - paused_at)))::bigint ELSE 0 END, \
-                    paused_at = CASE WHEN $3 = 'pause' THEN now() ELSE NULL END, \
-                    actual_end = CASE WHEN $3 IN ('complete', 'cancel') THEN now() ELSE actual_end END \
-                 WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .bind::<Text, _>(to.as_str())
-                .bind::<Text, _>(action.as_str())
-                .prepared()
-                .execute(conn)
-                .await?;
-                diesel::sql_query(
-                    "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
-                 VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
-                )
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .bind::<Text, _>(from.as_str())
-                .bind::<Text, _>(to.as_str())
-                .bind::<Text, _>(action.as_str())
-                .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
-                .bind::<Nullable<Text>, _>(reason.as_deref())
-                .prepared()
-                .execute(conn)
-                .await?;
-                let officers: Vec<Uuid> = crate::schema::task_assignments::table
-                    .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
-                    .select(crate::schema::task_assignments::officer_id)
-                    .load(conn)
-                    .await?;
-                match to {
-                    TaskStatus::InProgress => occupy_officers(conn, &officers, &entry).await?,
-                    TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers, &entry).await?,
-                    TaskStatus::Scheduled | TaskStatus::Paused => {}
-                }
+                let from = locked_status(conn, id).await?.ok_or(TaskError::NotFound)?;
+                apply_transition(conn, id, from, action, reason.as_deref(), &entry).await?;
                 record(conn, id.as_uuid(), "task.status_changed", &entry).await
             })
             .await
@@ -821,4 +781,78 @@ impl TaskStore for PgTaskStore {
             .map_err(task_error);
         events::after_commit(&self.numbering, outcome)
     }
+}
+
+/// The task's status, its row locked for the rest of the transaction; `None` when there is no
+/// such task (or it was deleted).
+async fn locked_status(conn: &mut AsyncPgConnection, id: TaskId) -> Result<Option<TaskStatus>, Failure> {
+    #[derive(QueryableByName)]
+    struct Current {
+        #[diesel(sql_type = Text)]
+        status: String,
+    }
+    let current: Option<Current> =
+        diesel::sql_query("SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .prepared()
+            .get_result(conn)
+            .await
+            .optional()?;
+    current
+        .map(|current| current.status.parse().map_err(|error| corrupt_row(&StoreError::unexpected(error)).into()))
+        .transpose()
+}
+
+/// Applies `action` to a task locked at status `from`: the status and its times, exactly one
+/// history row, and the assigned officers' availability (with their events). The caller records
+/// the task's own event.
+async fn apply_transition(
+    conn: &mut AsyncPgConnection,
+    id: TaskId,
+    from: TaskStatus,
+    action: TaskAction,
+    reason: Option<&str>,
+    entry: &AuditEntry,
+) -> Result<(), Failure> {
+    let to = from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
+    // Paused time is added when the pause ends (resume, complete or cancel).
+    diesel::sql_query(
+        "UPDATE tasks SET status = $2::task_status, \
+        actual_start = CASE WHEN $3 = 'start' THEN now() ELSE actual_start END, \
+        total_paused_seconds = total_paused_seconds + CASE WHEN paused_at IS NOT NULL AND $3 <> 'pause' \
+            THEN GREATEST(0, floor(extract(epoch FROM now() - paused_at)))::bigint ELSE 0 END, \
+        paused_at = CASE WHEN $3 = 'pause' THEN now() ELSE NULL END, \
+        actual_end = CASE WHEN $3 IN ('complete', 'cancel') THEN now() ELSE actual_end END \
+     WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(id.as_uuid())
+    .bind::<Text, _>(to.as_str())
+    .bind::<Text, _>(action.as_str())
+    .prepared()
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
+     VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
+    )
+    .bind::<SqlUuid, _>(id.as_uuid())
+    .bind::<Text, _>(from.as_str())
+    .bind::<Text, _>(to.as_str())
+    .bind::<Text, _>(action.as_str())
+    .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
+    .bind::<Nullable<Text>, _>(reason)
+    .prepared()
+    .execute(conn)
+    .await?;
+    let officers: Vec<Uuid> = crate::schema::task_assignments::table
+        .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
+        .select(crate::schema::task_assignments::officer_id)
+        .load(conn)
+        .await?;
+    match to {
+        TaskStatus::InProgress => occupy_officers(conn, &officers, entry).await?,
+        TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers, entry).await?,
+        TaskStatus::Scheduled | TaskStatus::Paused => {}
+    }
+    Ok(())
 }

@@ -341,8 +341,13 @@ async fn assignments_add_and_remove_officers() {
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     transition(&desk, &desk.operator, id, "start").await;
+    let audited_before = desk.app.audit_rows("task.delete").await;
     let running = desk.app.send(Method::DELETE, &format!("/api/v1/tasks/{id}"), &desk.supervisor, None).await;
-    assert_eq!(running.status(), StatusCode::CONFLICT, "a running task is cancelled, not deleted");
+    assert_eq!(running.status(), StatusCode::NO_CONTENT, "a running task is cancelled, then deleted");
+    let gone = desk.app.send(Method::GET, &format!("/api/v1/tasks/{id}"), &desk.supervisor, None).await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert_eq!(availability(&desk, &eva).await, "available", "its officers are free again");
+    assert_eq!(desk.app.audit_rows("task.delete").await, audited_before + 1, "one audit row");
 }
 
 /// Places an officer at a point (consenting to tracking first).

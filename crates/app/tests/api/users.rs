@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use crate::helpers::{PASSWORD, TestApp};
 
 impl TestApp {
-    async fn audit_rows(&self, action: &str) -> i64 {
+    /// Audit rows of `action` (the tests of several resources count them).
+    pub(crate) async fn audit_rows(&self, action: &str) -> i64 {
         #[derive(QueryableByName)]
         struct Count {
             #[diesel(sql_type = BigInt)]

@@ -122,7 +122,7 @@ pub(crate) struct CreateOfficerRequest {
     rank: Option<String>,
     unit: Option<String>,
     specialty: Option<String>,
-    /// Default `off_duty`.
+    /// Default `available`: a new profile is ready for dispatch once it reports a location.
     availability: Option<String>,
 }
 
@@ -256,7 +256,7 @@ pub(crate) async fn create_officer_route(
         labels(&mut problems, body.rank.as_deref(), body.unit.as_deref(), body.specialty.as_deref());
     let availability = match body.availability.as_deref() {
         Some(raw) => problems.check("availability", parse_availability(raw)),
-        None => Some(Availability::OffDuty),
+        None => Some(Availability::Available),
     };
     problems.finish()?;
     let (Some(badge_number), Some(availability)) = (badge_number, availability) else {

@@ -676,7 +676,7 @@ pub(crate) async fn patch_task(
     Ok(with_etag(StatusCode::OK, task))
 }
 
-/// Delete a task (admins and supervisors): 204, then 404. A running task is cancelled instead (409).
+/// Delete a task (admins and supervisors): 204, then 404. A running task is cancelled first, in the same transaction.
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
@@ -686,7 +686,6 @@ pub(crate) async fn patch_task(
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "only admins and supervisors delete", body = ErrorBody),
         (status = 404, description = "no such task, or not visible to the caller", body = ErrorBody),
-        (status = 409, description = "`conflict`: the task is running", body = ErrorBody),
     )
 )]
 #[delete("/api/v1/tasks/{id}")]

@@ -108,7 +108,7 @@ fn api_app(
         None => app,
     };
     app.service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
-        .route("/docs", web::get().to(redirect_to_docs))
+        .route("/docs", web::get().to(docs_entry))
         .app_data(shared.state)
         .app_data(shared.metrics)
         .app_data(shared.exposure)
@@ -162,9 +162,13 @@ pub fn api_server_with(
     Ok(server.listen(listener)?.run())
 }
 
-/// `/docs` → `/docs/`, where the UI's relative asset paths resolve.
-async fn redirect_to_docs() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+/// `/docs` answers 200 itself (clients that do not follow redirects see a page) and sends
+/// browsers on to `/docs/`, where the UI's relative asset paths resolve.
+async fn docs_entry() -> actix_web::HttpResponse {
+    const PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>GAD API</title>\
+        <meta http-equiv=\"refresh\" content=\"0; url=/docs/\"></head>\
+        <body><a href=\"/docs/\">GAD API documentation</a></body></html>";
+    actix_web::HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PAGE)
 }
 
 /// The private metrics listener: `/metrics` only, no token.
