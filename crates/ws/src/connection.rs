@@ -210,7 +210,7 @@ impl Connection {
         let mut allowed: Vec<(Topic, String)> = Vec::new();
         for raw in topics {
             let refusal = match Topic::parse(&raw) {
-                Err(TopicError::Unknown) => ("unknown_topic", "no such topic"),
+                Err(TopicError::Unknown) => ("forbidden_topic", "no such topic"),
                 Err(TopicError::Forbidden) => ("forbidden_topic", "this topic is not available to you"),
                 Ok(topic) => match self.check(topic).await {
                     Err(TopicError::Forbidden) => ("forbidden_topic", "this topic is not available to you"),

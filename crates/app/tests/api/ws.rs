@@ -277,7 +277,7 @@ async fn every_message_of_the_protocol_is_answered() {
     let error = client.next().await;
     assert_eq!(
         (error["data"]["code"].as_str(), error["data"]["topic"].as_str()),
-        (Some("unknown_topic"), Some("weather"))
+        (Some("forbidden_topic"), Some("weather"))
     );
     client.send(json!({"type": "subscribe", "topics": vec!["tasks"; 101]})).await;
     assert_eq!(client.next().await["data"]["code"], "too_many_topics");
