@@ -217,16 +217,26 @@ async fn announce(
     former: &[Uuid],
 ) -> Result<Task, Failure> {
     let task = load(conn, id).await?.ok_or(TaskError::NotFound)?;
+    append_task_event(conn, &task, event_type, entry, former).await?;
+    Ok(task)
+}
+
+/// Appends `event_type` carrying `task`, for its officers and `former` users.
+async fn append_task_event(
+    conn: &mut AsyncPgConnection,
+    task: &Task,
+    event_type: &'static str,
+    entry: &AuditEntry,
+    former: &[Uuid],
+) -> Result<(), Failure> {
     let audience: Vec<Uuid> =
         task.officer_user_ids.iter().map(|user| user.as_uuid()).chain(former.iter().copied()).collect();
     let payload =
-        serde_json::to_value(&task).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
-    events::append(
-        conn,
-        NewEvent { event_type, task_id: Some(id), officer_id: None, audience: &audience, entry, payload },
-    )
-    .await?;
-    Ok(task)
+        serde_json::to_value(task).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
+    let task_id = Some(task.id.as_uuid());
+    events::append(conn, NewEvent { event_type, task_id, officer_id: None, audience: &audience, entry, payload })
+        .await?;
+    Ok(())
 }
 
 /// Assigns officers that exist, in two statements whatever their number; an unknown one fails
@@ -499,28 +509,15 @@ impl TaskStore for PgTaskStore {
                     apply_transition(conn, id, status, TaskAction::Cancel, Some("deleted"), &entry).await?;
                     announce(conn, id.as_uuid(), "task.status_changed", &entry, &[]).await?;
                 }
+                // The event carries the task as it was last seen.
                 let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-                let payload = serde_json::to_value(&task)
-                    .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
                 diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
                     .bind::<SqlUuid, _>(id.as_uuid())
                     .prepared()
                     .execute(conn)
                     .await?;
                 audit::append(conn, &entry).await?;
-                let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
-                events::append(
-                    conn,
-                    NewEvent {
-                        event_type: "task.deleted",
-                        task_id: Some(id.as_uuid()),
-                        officer_id: None,
-                        audience: &audience,
-                        entry: &entry,
-                        payload,
-                    },
-                )
-                .await?;
+                append_task_event(conn, &task, "task.deleted", &entry, &[]).await?;
                 Ok(())
             })
             .await
