@@ -289,6 +289,11 @@ async fn every_message_of_the_protocol_is_answered() {
     assert_eq!(event["topic"], "tasks");
     assert!(event["seq"].as_i64().unwrap() > 0);
     assert_eq!(event["data"]["id"], task["id"]);
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+    assert_eq!(desk.app.send(Method::DELETE, &path, &desk.supervisor, None).await.status(), StatusCode::NO_CONTENT);
+    let deleted = client.next().await;
+    assert_eq!((deleted["type"].as_str(), &deleted["data"]["id"]), (Some("task.deleted"), &task["id"]));
+    let event = deleted;
 
     client.send(json!({"type": "unsubscribe", "topics": ["tasks"]})).await;
     create_task(&desk.app, &desk.operator, &[]).await;
