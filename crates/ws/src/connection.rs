@@ -254,7 +254,8 @@ impl Connection {
         }
     }
 
-    /// Sends what the client missed after `since` on its current topics, then `resumed`; or
+    /// Sends what the client missed after `since` on its current topics (on every topic it may
+    /// follow when it follows none yet), then `resumed`; or
     /// `resync_required` when the log no longer holds all of it. Live events wait in the outbox
     /// meanwhile; those the replay covered are then skipped, and those the live stream already
     /// sent on this connection (a client subscribes first, then resumes) are not replayed.
@@ -306,7 +307,15 @@ impl Connection {
             Err(error) => return Ok((0, replay_failed(&error))),
         }
         let shared = Arc::clone(&self.registration.shared);
-        let topics = self.realtime.hub.topics(&shared);
+        let mut topics = self.realtime.hub.topics(&shared);
+        if topics.is_empty() {
+            // Resumed before subscribing: everything the caller may follow, none of it sent live.
+            topics = [Topic::Tasks, Topic::Officers, Topic::Alerts, Topic::TasksMine]
+                .into_iter()
+                .filter(|topic| topic.check_access(shared.actor, None).is_ok())
+                .map(|topic| (topic, i64::MAX))
+                .collect();
+        }
         let mut after = since;
         let mut replayed = 0u64;
         while after < head {

@@ -447,6 +447,20 @@ async fn resume_replays_exactly_the_missed_events_then_continues_live() {
     assert_eq!(event["data"]["id"], live["id"]);
     assert_eq!(event["seq"].as_i64().unwrap(), last_seen + 4, "no gap, no duplicate");
 
+    // A client that resumes before subscribing gets what it may follow.
+    let mut early = connect(&desk.app, &desk.operator).await;
+    early.send(json!({"type": "resume", "since": last_seen})).await;
+    let mut seqs = Vec::new();
+    loop {
+        let message = early.next().await;
+        if message["type"] == "resumed" {
+            assert_eq!(message["data"]["replayed"], 4);
+            break;
+        }
+        seqs.push(message["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, (last_seen + 1..=last_seen + 4).collect::<Vec<_>>());
+
     // Older than the retention: resync.
     let mut conn = desk.app.db().await;
     sql_query("UPDATE event_log SET created_at = now() - interval '2 days' WHERE seq <= $1")
