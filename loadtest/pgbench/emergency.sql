@@ -1,6 +1,7 @@
 -- The statements of POST /api/v1/tasks/emergency, in one transaction as the service sends them:
 -- (at random points of the seeded area, or at one point with same_point=1) the nearest available officer locked (others skipped), the critical task, its assignment,
--- the officer on task, the task read back, its audit row and its two events.
+-- the officer on task (returned for its event), the task read back, its audit row and its three events
+-- (the officer's availability, the task, the alert).
 \set hi random(1, 4611686018427387903)
 \set lat_m random(0, 30000) * (1 - :same_point)
 \set lng_m random(0, 40000) * (1 - :same_point)
@@ -23,7 +24,13 @@ SELECT "officers"."id" FROM "officers" WHERE "officers"."id" = ANY(ARRAY[:office
 INSERT INTO task_assignments (task_id, officer_id, assigned_by)
 SELECT (lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))::uuid, officer, :creator::uuid
 FROM unnest(ARRAY[:officer_id::uuid]) AS officer ON CONFLICT DO NOTHING;
-UPDATE officers SET availability = 'on_task' WHERE id = ANY(ARRAY[:officer_id::uuid]) AND availability <> 'on_task';
+UPDATE officers o SET availability = 'on_task' WHERE o.id = ANY(ARRAY[:officer_id::uuid]) AND o.availability <> 'on_task'
+RETURNING o.id, o.user_id, o.badge_number, o.rank, o.unit, o.specialty, o.availability::text AS availability,
+          ST_Y(o.location::geometry) AS lat, ST_X(o.location::geometry) AS lng, o.location_accuracy_m,
+          o.location_updated_at, o.created_at, o.updated_at;
+INSERT INTO event_log (id, event_type, task_id, officer_id, audience, actor_id, request_id, payload)
+VALUES (gen_random_uuid(), 'officer.availability_changed', NULL, :officer_id::uuid, '{}', :creator::uuid, 'bench',
+        '{"availability": "on_task"}');
 SELECT t.id, t.code, t.title, t.description, t.kind::text AS kind, t.priority::text AS priority,
        t.status::text AS status, t.scheduled_start, t.scheduled_end, t.actual_start, t.actual_end, t.paused_at,
        t.total_paused_seconds, ST_Y(t.location::geometry) AS lat, ST_X(t.location::geometry) AS lng,

@@ -163,22 +163,25 @@ async fn append_event(
     .await
 }
 
-/// Announces officers whose availability a task write moved (a start, a finish, an emergency,
-/// an unassignment), in that write's transaction: one `officer.availability_changed` each.
-pub(crate) async fn announce_availability(
+/// Moves officers whose availability a task write changes (a start, a finish, an emergency, an
+/// unassignment), in that write's transaction, and announces each one it changed: one
+/// `officer.availability_changed` built from the row the update returns (no second read).
+/// `update` is an `UPDATE officers o SET … WHERE o.id = ANY($1) …` without `RETURNING`.
+pub(crate) async fn move_availability(
     conn: &mut AsyncPgConnection,
+    update: &str,
     officers: &[Uuid],
     entry: &AuditEntry,
 ) -> QueryResult<()> {
     if officers.is_empty() {
         return Ok(());
     }
-    let rows: Vec<OfficerRow> =
-        diesel::sql_query(format!("SELECT {COLUMNS} FROM officers o WHERE o.id = ANY($1) ORDER BY o.id"))
-            .bind::<Array<SqlUuid>, _>(officers)
-            .prepared()
-            .load(conn)
-            .await?;
+    let mut rows: Vec<OfficerRow> = diesel::sql_query(format!("{update} RETURNING {COLUMNS}"))
+        .bind::<Array<SqlUuid>, _>(officers)
+        .prepared()
+        .load(conn)
+        .await?;
+    rows.sort_by_key(|row| row.id);
     for row in rows {
         let officer = row.into_officer().map_err(|error| corrupt_row(&error))?;
         append_event(conn, &officer, "officer.availability_changed", entry).await?;

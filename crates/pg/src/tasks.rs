@@ -273,40 +273,19 @@ async fn add_officers(
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct Moved {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
 /// Officers of finished work become available again unless another task still holds them; each
 /// one that changed is announced.
 async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid], entry: &AuditEntry) -> QueryResult<()> {
-    let moved: Vec<Moved> = diesel::sql_query(
-        "UPDATE officers o SET availability = 'available' WHERE o.id = ANY($1) AND o.availability = 'on_task' \
+    let update = "UPDATE officers o SET availability = 'available' WHERE o.id = ANY($1) AND o.availability = 'on_task' \
            AND NOT EXISTS (SELECT 1 FROM task_assignments a JOIN tasks t ON t.id = a.task_id \
-                           WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused')) \
-         RETURNING o.id",
-    )
-    .bind::<Array<SqlUuid>, _>(officers)
-    .prepared()
-    .load(conn)
-    .await?;
-    let moved: Vec<Uuid> = moved.into_iter().map(|officer| officer.id).collect();
-    officers::announce_availability(conn, &moved, entry).await
+                           WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused'))";
+    officers::move_availability(conn, update, officers, entry).await
 }
 
 /// Officers of started (or dispatched) work are on task; each one that changed is announced.
 async fn occupy_officers(conn: &mut AsyncPgConnection, officers: &[Uuid], entry: &AuditEntry) -> QueryResult<()> {
-    let moved: Vec<Moved> = diesel::sql_query(
-        "UPDATE officers SET availability = 'on_task' WHERE id = ANY($1) AND availability <> 'on_task' RETURNING id",
-    )
-    .bind::<Array<SqlUuid>, _>(officers)
-    .prepared()
-    .load(conn)
-    .await?;
-    let moved: Vec<Uuid> = moved.into_iter().map(|officer| officer.id).collect();
-    officers::announce_availability(conn, &moved, entry).await
+    let update = "UPDATE officers o SET availability = 'on_task' WHERE o.id = ANY($1) AND o.availability <> 'on_task'";
+    officers::move_availability(conn, update, officers, entry).await
 }
 
 fn bind_fields<'a>(statement: diesel::query_builder::SqlQuery, fields: &'a TaskFields) -> BoxedQuery<'a> {
