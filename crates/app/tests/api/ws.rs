@@ -73,6 +73,20 @@ impl Client {
         self.stream.send(Message::text(message.to_string())).await.unwrap();
     }
 
+    /// Sends `resume since`, then collects the replayed events up to `resumed`; returns them and
+    /// the count `resumed` reports.
+    async fn resume(&mut self, since: i64) -> (Vec<Value>, Value) {
+        self.send(json!({"type": "resume", "since": since})).await;
+        let mut replayed = Vec::new();
+        loop {
+            let message = self.next().await;
+            if message["type"] == "resumed" {
+                return (replayed, message["data"]["replayed"].clone());
+            }
+            replayed.push(message);
+        }
+    }
+
     /// The next JSON message, skipping control frames; panics on close or after `SOON`.
     async fn next(&mut self) -> Value {
         self.next_within(SOON).await.expect("a message in time")
@@ -430,18 +444,12 @@ async fn resume_replays_exactly_the_missed_events_then_continues_live() {
     }
     let mut client = connect(&desk.app, &desk.operator).await;
     client.subscribe(&["tasks"]).await;
-    client.send(json!({"type": "resume", "since": last_seen})).await;
-    let mut replayed = Vec::new();
-    loop {
-        let message = client.next().await;
-        if message["type"] == "resumed" {
-            assert_eq!(message["data"]["replayed"], 3);
-            break;
-        }
-        assert_eq!(message["seq"].as_i64().unwrap(), last_seen + 1 + i64::try_from(replayed.len()).unwrap());
-        replayed.push(message["data"]["id"].clone());
-    }
-    assert_eq!(replayed, missed);
+    let (replayed, count) = client.resume(last_seen).await;
+    assert_eq!(count, 3);
+    let seqs: Vec<i64> = replayed.iter().map(|event| event["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (last_seen + 1..=last_seen + 3).collect::<Vec<_>>(), "in order, from since + 1");
+    let ids: Vec<Value> = replayed.iter().map(|event| event["data"]["id"].clone()).collect();
+    assert_eq!(ids, missed);
     let live = create_task(&desk.app, &desk.operator, &[]).await;
     let event = client.next().await;
     assert_eq!(event["data"]["id"], live["id"]);
@@ -449,16 +457,9 @@ async fn resume_replays_exactly_the_missed_events_then_continues_live() {
 
     // A client that resumes before subscribing gets what it may follow.
     let mut early = connect(&desk.app, &desk.operator).await;
-    early.send(json!({"type": "resume", "since": last_seen})).await;
-    let mut seqs = Vec::new();
-    loop {
-        let message = early.next().await;
-        if message["type"] == "resumed" {
-            assert_eq!(message["data"]["replayed"], 4);
-            break;
-        }
-        seqs.push(message["seq"].as_i64().unwrap());
-    }
+    let (replayed, count) = early.resume(last_seen).await;
+    assert_eq!(count, 4);
+    let seqs: Vec<i64> = replayed.iter().map(|event| event["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (last_seen + 1..=last_seen + 4).collect::<Vec<_>>());
 
     // Older than the retention: resync.
@@ -494,14 +495,8 @@ async fn resume_does_not_repeat_what_arrived_live_after_subscribing() {
             break;
         }
     }
-    client.send(json!({"type": "resume", "since": last_seen})).await;
-    loop {
-        let message = client.next().await;
-        if message["type"] == "resumed" {
-            break;
-        }
-        seen.push(message["data"]["id"].clone());
-    }
+    let (replayed, _) = client.resume(last_seen).await;
+    seen.extend(replayed.iter().map(|event| event["data"]["id"].clone()));
     let mut expected = vec![missed["id"].clone(), live["id"].clone()];
     expected.sort_by_key(ToString::to_string);
     seen.sort_by_key(ToString::to_string);
