@@ -135,7 +135,7 @@ impl Realtime {
         let (response, _session, stream) = actix_ws::handle(req, body).map_err(|_| Refusal::NotAnUpgrade)?;
         let registration = self.hub.register(admission, owner.actor, owner.identity, owner.expires_at);
         let (head, inbound_guard) = response.into_parts();
-        let body = OutboxBody { outbox: Arc::clone(&registration.shared.outbox), _inbound_guard: inbound_guard };
+        let body = OutboxBody::new(Arc::clone(&registration.shared.outbox), inbound_guard);
         let connection = Connection::new(self.clone(), registration);
         actix_web::rt::spawn(connection.run(stream));
         Ok(head.set_body(body).map_into_boxed_body())

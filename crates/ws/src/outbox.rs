@@ -206,10 +206,19 @@ impl Outbox {
 
 /// The response body of an upgraded socket: what its outbox holds, as it arrives.
 pub(crate) struct OutboxBody {
-    pub(crate) outbox: std::sync::Arc<Outbox>,
+    outbox: std::sync::Arc<Outbox>,
     /// actix-ws ends the inbound message stream when its own response body is dropped; it is
     /// kept here (never polled) so that the inbound stream ends when this socket does.
-    pub(crate) _inbound_guard: BoxBody,
+    _inbound_guard: BoxBody,
+    /// Resolved once per socket: every write records into it.
+    delivery_latency: metrics::Histogram,
+}
+
+impl OutboxBody {
+    pub(crate) fn new(outbox: std::sync::Arc<Outbox>, inbound_guard: BoxBody) -> Self {
+        let delivery_latency = metrics::histogram!("ws_delivery_latency_seconds");
+        Self { outbox, _inbound_guard: inbound_guard, delivery_latency }
+    }
 }
 
 impl MessageBody for OutboxBody {
@@ -232,13 +241,14 @@ impl MessageBody for OutboxBody {
         let bytes = std::mem::take(&mut state.pending).freeze();
         let had_room = state.frames < outbox.capacity;
         state.frames = 0;
-        if let Some(created_at) = state.oldest_event.take() {
-            let latency = (OffsetDateTime::now_utc() - created_at).as_seconds_f64().max(0.0);
-            metrics::histogram!("ws_delivery_latency_seconds").record(latency);
-        }
+        let oldest_event = state.oldest_event.take();
         drop(state);
         if !had_room {
             outbox.room.notify_one();
+        }
+        if let Some(created_at) = oldest_event {
+            let latency = (OffsetDateTime::now_utc() - created_at).as_seconds_f64().max(0.0);
+            self.delivery_latency.record(latency);
         }
         Poll::Ready(Some(Ok(bytes)))
     }

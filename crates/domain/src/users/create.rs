@@ -192,6 +192,16 @@ pub enum ReadUserError {
     Store(#[from] StoreError),
 }
 
+impl From<ReadUserError> for UpdateUserError {
+    fn from(error: ReadUserError) -> Self {
+        match error {
+            ReadUserError::NotFound => Self::NotFound,
+            ReadUserError::Forbidden => Self::Forbidden,
+            ReadUserError::Store(error) => Self::Store(error),
+        }
+    }
+}
+
 /// The user, if the actor may read it.
 pub async fn read_user(store: &dyn UserStore, actor: Actor, id: UserId) -> Result<User, ReadUserError> {
     if !may_read_user(actor, id) {
@@ -210,11 +220,7 @@ pub async fn update_user(
     changes: UserChanges,
     context: RequestContext,
 ) -> Result<(User, Option<Revocation>), UpdateUserError> {
-    let current = read_user(store, actor, id).await.map_err(|error| match error {
-        ReadUserError::NotFound => UpdateUserError::NotFound,
-        ReadUserError::Forbidden => UpdateUserError::Forbidden,
-        ReadUserError::Store(error) => UpdateUserError::Store(error),
-    })?;
+    let current = read_user(store, actor, id).await?;
     let administrative = changes.profile.role.is_some() || changes.profile.is_active.is_some();
     if !may_edit_profile(actor, id) || (administrative && !may_administer_users(actor)) {
         return Err(UpdateUserError::Forbidden);
