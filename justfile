@@ -39,8 +39,11 @@ test: services
     source .data/env
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
-    cargo test --workspace --locked 2>&1 | tee "$log"
+    # Every test binary runs even when one fails, so that one red binary hides no other.
+    status=0
+    cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
     awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+    exit "$status"
 
 # Format the code.
 fmt:

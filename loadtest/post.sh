@@ -10,7 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/.data/env"
 label=$1
 path=$2
-body=$3
+# @NOW@ in the body stands for the current instant: bodies carry no calendar dates.
+body=${3//@NOW@/$(date -u +%Y-%m-%dT%H:%M:%SZ)}
 pgbench_script=${4:-}
 seconds=${5:-10}
 connections=${6:-32}

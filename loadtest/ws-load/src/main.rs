@@ -280,12 +280,14 @@ async fn main() -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut pending = Vec::with_capacity(args.events);
+    let scheduled_start = OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
     for index in 0..args.events {
         ticker.tick().await;
-        let (http, args, token) = (http.clone(), Arc::clone(&args), token.clone());
+        let (http, args, token, scheduled_start) =
+            (http.clone(), Arc::clone(&args), token.clone(), scheduled_start.clone());
         pending.push(tokio::spawn(async move {
             let body = json!({"title": format!("Load task {index}"), "kind": "patrol",
-                              "scheduled_start": "2026-12-01T20:00:00Z"});
+                              "scheduled_start": scheduled_start});
             let response =
                 http.post(format!("{}/api/v1/tasks", args.base)).bearer_auth(&token).json(&body).send().await.ok()?;
             if !response.status().is_success() {

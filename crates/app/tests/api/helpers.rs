@@ -16,6 +16,14 @@ use serde_json::Value;
 pub const REFUSED_POSTGRES: &str = "postgres://postgres@127.0.0.1:1/gad";
 pub const REFUSED_REDIS: &str = "redis://127.0.0.1:1";
 
+/// An RFC 3339 instant (UTC, whole seconds) `hours` away from now: test data is built relative to
+/// the clock, never on calendar dates, so the suite passes whatever day it runs.
+pub fn hours_from_now(hours: i64) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let at = now - time::Duration::nanoseconds(i64::from(now.nanosecond())) + time::Duration::hours(hours);
+    at.format(&time::format_description::well_known::Rfc3339).expect("a UTC instant formats as RFC 3339")
+}
+
 /// The body of a successful login or refresh.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Tokens {

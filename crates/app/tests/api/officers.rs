@@ -9,7 +9,7 @@ use gad_domain::users::{Role, UserId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, hours_from_now};
 
 /// An officer user with a profile; returns (officer id, user id, token of the officer).
 async fn officer(app: &TestApp, admin: &str, email: &str, badge: &str) -> (String, UserId, String) {
@@ -129,7 +129,7 @@ async fn positions_need_consent_keep_a_history_and_write_events() {
         (officer["location"]["lat"].as_f64(), officer["location"]["accuracy_m"].as_f64()),
         (Some(40.4168), Some(12.5))
     );
-    let by_operator = json!({"lat": 40.42, "lng": -3.70, "recorded_at": "2026-01-01T10:00:00Z"});
+    let by_operator = json!({"lat": 40.42, "lng": -3.70, "recorded_at": hours_from_now(-3)});
     assert_eq!(app.send(Method::PUT, &location, &operator, Some(by_operator)).await.status(), StatusCode::OK);
     assert_eq!(count(&app, "SELECT count(*) AS count FROM officer_locations").await, 2);
 
@@ -137,7 +137,7 @@ async fn positions_need_consent_keep_a_history_and_write_events() {
         json!({"lat": 91, "lng": 0}),
         json!({"lat": 0, "lng": 181}),
         json!({"lat": 0, "lng": 0, "accuracy_m": -1}),
-        json!({"lat": 0, "lng": 0, "recorded_at": "2999-01-01T00:00:00Z"}),
+        json!({"lat": 0, "lng": 0, "recorded_at": hours_from_now(24)}),
         json!({"lat": "north", "lng": 0}),
     ] {
         let status = app.send(Method::PUT, &location, &ana_token, Some(bad.clone())).await.status();

@@ -9,7 +9,7 @@ use gad_domain::users::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::{Options, TestApp, hours_from_now};
 
 pub(crate) struct Desk {
     pub(crate) app: TestApp,
@@ -41,8 +41,8 @@ pub(crate) async fn officer(desk: &Desk, email: &str) -> (String, String) {
 }
 
 fn task_body(officers: &[&str]) -> Value {
-    json!({"title": "Night patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z",
-           "scheduled_end": "2026-12-02T04:00:00Z", "location": {"lat": 40.41, "lng": -3.70}, "officer_ids": officers})
+    json!({"title": "Night patrol", "kind": "patrol", "scheduled_start": hours_from_now(-1),
+           "scheduled_end": hours_from_now(7), "location": {"lat": 40.41, "lng": -3.70}, "officer_ids": officers})
 }
 
 pub(crate) async fn create(desk: &Desk, officers: &[&str]) -> Value {
@@ -121,14 +121,14 @@ async fn create_read_and_edit_with_etags() {
     assert_eq!(status.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     for bad in [
-        json!({"title": "ab", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"}),
-        json!({"title": "Patrol", "kind": "chores", "scheduled_start": "2026-12-01T20:00:00Z"}),
-        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "scheduled_end": "2026-12-01T19:00:00Z"}),
+        json!({"title": "ab", "kind": "patrol", "scheduled_start": hours_from_now(1)}),
+        json!({"title": "Patrol", "kind": "chores", "scheduled_start": hours_from_now(1)}),
+        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": hours_from_now(1), "scheduled_end": hours_from_now(0)}),
         json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "tomorrow"}),
-        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "officer_ids": [uuid::Uuid::now_v7()]}),
+        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": hours_from_now(1), "officer_ids": [uuid::Uuid::now_v7()]}),
         // PostgreSQL cannot store NUL: refused as input, never a 500.
-        json!({"title": "Night\u{0}patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"}),
-        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z", "description": "a\u{0}b"}),
+        json!({"title": "Night\u{0}patrol", "kind": "patrol", "scheduled_start": hours_from_now(1)}),
+        json!({"title": "Patrol", "kind": "patrol", "scheduled_start": hours_from_now(1), "description": "a\u{0}b"}),
     ] {
         let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(bad.clone())).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
@@ -469,7 +469,7 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_expire_nothing_else() {
     let mismatch = post("create-1", other).await.unwrap();
     assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    let failing = post("create-2", json!({"title": "x", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"}))
+    let failing = post("create-2", json!({"title": "x", "kind": "patrol", "scheduled_start": hours_from_now(1)}))
         .await
         .unwrap();
     assert_eq!(failing.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -613,7 +613,7 @@ async fn pages_stay_whole_while_tasks_are_added_and_every_filter_narrows() {
     );
     let future: Value = desk
         .app
-        .send(Method::GET, "/api/v1/tasks?created_from=2999-01-01T00:00:00Z", &desk.operator, None)
+        .send(Method::GET, &format!("/api/v1/tasks?created_from={}", hours_from_now(24)), &desk.operator, None)
         .await
         .json()
         .await

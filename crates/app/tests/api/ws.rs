@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::{Options, TestApp, hours_from_now};
 
 /// Generous bound for anything that should happen "at once".
 const SOON: Duration = Duration::from_secs(5);
@@ -151,7 +151,7 @@ async fn officer(desk: &Desk, email: &str) -> (String, String) {
 }
 
 async fn create_task(app: &TestApp, token: &str, officers: &[&str]) -> Value {
-    let body = json!({"title": "Night patrol", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z",
+    let body = json!({"title": "Night patrol", "kind": "patrol", "scheduled_start": hours_from_now(1),
                       "officer_ids": officers});
     let response = app.send(Method::POST, "/api/v1/tasks", token, Some(body)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -751,7 +751,7 @@ async fn sockets_outlive_a_database_outage_and_delivery_resumes_after_it() {
     assert!(client.next_within(Duration::from_millis(500)).await.is_none(), "no event is invented");
 
     // Connections come back by themselves: the next write is delivered live.
-    let body = json!({"title": "After the outage", "kind": "patrol", "scheduled_start": "2026-12-01T20:00:00Z"});
+    let body = json!({"title": "After the outage", "kind": "patrol", "scheduled_start": hours_from_now(1)});
     let deadline = Instant::now() + SOON;
     let task: Value = loop {
         let response = desk.app.send(Method::POST, "/api/v1/tasks", &desk.operator, Some(body.clone())).await;
