@@ -3,8 +3,6 @@
 
 pub mod commands;
 pub mod config;
-pub mod password;
 pub mod realtime;
-pub mod revocations;
 pub mod startup;
 pub mod telemetry;
