@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use gad_domain::background::BackgroundJob;
+use gad_domain::clock::SystemClock;
 use gad_domain::events::CommitAnnouncements;
 use gad_domain::health::DependencyCheck;
 use gad_domain::limits::RateLimiter;
@@ -222,6 +223,7 @@ fn services(
         tasks: Arc::new(PgTaskStore::new(pg_pool.clone(), numbering)),
         idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),
         stats: Arc::new(PgStatsStore::new(pg_pool.clone())),
+        clock: Arc::new(SystemClock),
         response_cache: match redis {
             Some(redis) => Arc::new(redis.response_cache()),
             None => Arc::new(InProcessResponseCache::default()),

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod background;
+pub mod clock;
 pub mod consent;
 pub mod error;
 pub mod events;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gad_domain::audit::AuditLog;
+use gad_domain::clock::Clock;
 use gad_domain::consent::ConsentStore;
 use gad_domain::health::DependencyCheck;
 use gad_domain::idempotency::IdempotencyStore;
@@ -114,6 +115,8 @@ pub struct Services {
     pub tasks: Arc<dyn TaskStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub stats: Arc<dyn StatsStore>,
+    /// The time use cases read.
+    pub clock: Arc<dyn Clock>,
     /// Redis when configured, else this instance's memory.
     pub response_cache: Arc<dyn ResponseCache>,
     pub tokens: TokenIssuer,

@@ -43,6 +43,14 @@ pub(crate) fn violated_unique_constraint(error: &DieselError) -> Option<&str> {
     }
 }
 
+/// The foreign key a statement violated, if that is why it failed.
+pub(crate) fn violated_foreign_key(error: &DieselError) -> Option<&str> {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => info.constraint_name(),
+        _ => None,
+    }
+}
+
 fn is_outage_state(message: &str) -> bool {
     message.contains("canceling statement due to statement timeout")
         || message.contains("terminating connection")
