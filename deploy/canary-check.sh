@@ -83,6 +83,11 @@ pct() { awk -v r="$1" 'BEGIN { printf "%.2f %%", r * 100 }'; }
 measure() { # measure WHAT QUERY
     value=$(query "$2")
     case $value in
+        "error: Prometheus unreachable"*)
+            verdict no-go "$1: ${value#error: }"
+            echo "verdict: NO-GO"
+            exit 1
+            ;;
         error:*) verdict no-go "$1: ${value#error: }"; return 1 ;;
         none) verdict no-go "$1: no data"; return 1 ;;
     esac
