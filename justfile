@@ -147,7 +147,8 @@ deploy-tools:
     packages=(prometheus=2.42.0+ds-5+deb12u1 prometheus-alertmanager=0.25.0-1+b4 shellcheck=0.9.0-1)
     missing=()
     for package in "${packages[@]}"; do
-        [[ $(dpkg-query -W -f '${Version}' "${package%%=*}" 2>/dev/null) == "${package#*=}" ]] || missing+=("$package")
+        [[ $(dpkg-query -W -f '${Status} ${Version}' "${package%%=*}" 2>/dev/null) == "install ok installed ${package#*=}" ]] \
+            || missing+=("$package")
     done
     if [[ ${#missing[@]} -gt 0 ]]; then
         if [[ $(id -u) -ne 0 ]]; then echo "run: sudo apt-get install -y ${missing[*]}"; exit 1; fi
