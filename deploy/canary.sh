@@ -33,23 +33,9 @@ done
 [[ $action == promote || $action =~ ^(100|[1-9]?[0-9])$ ]] || usage
 [[ -f $env_file ]] || { echo "canary: no env file $env_file" >&2; exit 1; }
 
-# The value of VAR in the env file.
-setting() { sed -n "s/^$1=//p" "$env_file" | tail -n 1; }
-# Sets VAR=VALUE in the env file, in place (appended when absent).
-set_setting() {
-    if grep -q "^$1=" "$env_file"; then
-        sed -i "s|^$1=.*|$1=$2|" "$env_file"
-    else
-        echo "$1=$2" >>"$env_file"
-    fi
-}
-compose() {
-    local environment
-    environment=$(setting GAD_ENV)
-    local file=$here/compose.prod.yaml
-    [[ $environment == staging ]] && file=$here/compose.staging.yaml
-    docker compose -f "$file" --env-file "$env_file" "$@"
-}
+# shellcheck source=env-file.sh
+source "$here/env-file.sh"
+
 set_weight() {
     set_setting GAD_CANARY_WEIGHT "$1"
     set_setting GAD_STABLE_WEIGHT "$((100 - $1))"

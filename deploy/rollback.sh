@@ -29,19 +29,8 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -f $env_file ]] || { echo "rollback: no env file $env_file" >&2; exit 1; }
 
-setting() { sed -n "s/^$1=//p" "$env_file" | tail -n 1; }
-set_setting() {
-    if grep -q "^$1=" "$env_file"; then
-        sed -i "s|^$1=.*|$1=$2|" "$env_file"
-    else
-        echo "$1=$2" >>"$env_file"
-    fi
-}
-compose() {
-    local file=$here/compose.prod.yaml
-    [[ $(setting GAD_ENV) == staging ]] && file=$here/compose.staging.yaml
-    docker compose -f "$file" --env-file "$env_file" "$@"
-}
+# shellcheck source=env-file.sh
+source "$here/env-file.sh"
 
 stable_image=$(setting GAD_IMAGE)
 canary_image=$(setting GAD_CANARY_IMAGE)
