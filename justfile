@@ -45,6 +45,10 @@ test: services
     awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
     exit "$status"
 
+# Every test with the clock pushed forward (default +400 days): no test may depend on the date.
+test-future offset="+400d":
+    scripts/test-future.sh "{{offset}}"
+
 # Format the code.
 fmt:
     cargo fmt --all
