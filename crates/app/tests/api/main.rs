@@ -5,6 +5,7 @@
 
 mod auth;
 mod cli;
+mod faults;
 mod health;
 mod helpers;
 mod limits;
@@ -15,4 +16,5 @@ mod shutdown;
 mod stats;
 mod tasks;
 mod users;
+mod wire;
 mod ws;

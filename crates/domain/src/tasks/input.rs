@@ -30,7 +30,8 @@ impl Code {
     }
 }
 
-/// A task title: 3..=200 characters, trimmed, on one line.
+/// A task title: at most 200 characters as sent, at least 3 once trimmed, on one line.
+/// (Maximum lengths count what was sent, so that a schema's `maxLength` states them exactly.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
 
@@ -40,11 +41,13 @@ impl Title {
         if value.chars().any(char::is_control) {
             return Err(InvalidValue("must not contain control characters"));
         }
-        match value.chars().count() {
-            0..=2 => Err(InvalidValue("must be at least 3 characters")),
-            201.. => Err(InvalidValue("must be at most 200 characters")),
-            _ => Ok(Self(value.to_owned())),
+        if raw.chars().count() > 200 {
+            return Err(InvalidValue("must be at most 200 characters"));
         }
+        if value.chars().count() < 3 {
+            return Err(InvalidValue("must be at least 3 characters"));
+        }
+        Ok(Self(value.to_owned()))
     }
 
     /// The title of a task dispatched without one.
@@ -62,8 +65,8 @@ impl Title {
     }
 }
 
-/// Free text of at most `MAX` characters, trimmed. Line breaks and tabs are text; other control
-/// characters (NUL above all, which PostgreSQL cannot store) are refused.
+/// Free text of at most `MAX` characters as sent, stored trimmed. Line breaks and tabs are text;
+/// other control characters (NUL above all, which PostgreSQL cannot store) are refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text<const MAX: usize>(String);
 
@@ -71,7 +74,7 @@ impl<const MAX: usize> Text<MAX> {
     /// The text, or `None` when it is empty.
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidValue> {
         let value = raw.trim();
-        if value.chars().count() > MAX {
+        if raw.chars().count() > MAX {
             return Err(InvalidValue("is too long"));
         }
         if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {

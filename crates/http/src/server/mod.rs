@@ -19,7 +19,10 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::extract::{json_config, path_config, query_config};
-use crate::middleware::{RequestSpan, SecurityHeaders, error_envelope, record_metrics, request_id};
+use crate::middleware::{
+    BodyDeadline, RequestSpan, SecurityHeaders, ServedMethods, body_deadline, error_envelope, record_metrics,
+    request_id,
+};
 use crate::openapi::{OpenApiJson, document};
 use crate::rate_limit::{RateLimitPolicy, rate_limit};
 use crate::routes::{self, MetricsExposure};
@@ -35,6 +38,9 @@ pub struct HttpSettings {
     /// Largest accepted request body in bytes (413 beyond).
     #[serde(rename = "body_limit_bytes")]
     pub body_limit: usize,
+    /// How long a client may take to send a request body (408 beyond).
+    #[serde(rename = "body_read_timeout_ms", with = "settings::millis")]
+    pub body_read_timeout: Duration,
     /// Origins allowed to call the API from a browser; empty allows none.
     pub cors_allowed_origins: Vec<String>,
     /// Send `Strict-Transport-Security` (the service is reached over TLS).
@@ -53,8 +59,8 @@ impl HttpSettings {
         if !is_socket_address(&self.bind) {
             problems.push(format!("GAD_BIND must be host:port, not {:?}", self.bind));
         }
-        if self.body_limit == 0 {
-            problems.push("http.body_limit_bytes must be positive".into());
+        if self.body_limit == 0 || self.body_read_timeout.is_zero() {
+            problems.push("http.body_limit_bytes and http.body_read_timeout_ms must be positive".into());
         }
         for origin in &self.cors_allowed_origins {
             if origin == "*" {
@@ -98,6 +104,8 @@ struct Shared {
     exposure: web::Data<MetricsExposure>,
     security: web::Data<SecurityHeaders>,
     openapi: web::Data<OpenApiJson>,
+    body_deadline: web::Data<BodyDeadline>,
+    served_methods: web::Data<ServedMethods>,
     body_limit: usize,
     cors_allowed_origins: Vec<String>,
     /// The resources' ports, and what other crates add (the WebSocket service).
@@ -112,7 +120,9 @@ impl Shared {
         settings: &HttpSettings,
         routes: ExtraRoutes,
     ) -> std::io::Result<Self> {
-        let openapi = serde_json::to_string(&document()).map_err(std::io::Error::other)?;
+        let document = document();
+        let served_methods = ServedMethods::from_document(&document);
+        let openapi = serde_json::to_string(&document).map_err(std::io::Error::other)?;
         Ok(Self {
             state: web::Data::new(state),
             rate_limits: web::Data::new(rate_limits),
@@ -120,6 +130,8 @@ impl Shared {
             metrics: web::Data::new(metrics),
             security: web::Data::new(SecurityHeaders { hsts: settings.hsts }),
             openapi: web::Data::new(OpenApiJson(openapi)),
+            body_deadline: web::Data::new(BodyDeadline(settings.body_read_timeout)),
+            served_methods: web::Data::new(served_methods),
             body_limit: settings.body_limit,
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
             routes,
@@ -153,10 +165,13 @@ fn api_app(
         .app_data(shared.exposure)
         .app_data(shared.security)
         .app_data(shared.openapi)
+        .app_data(shared.body_deadline)
+        .app_data(shared.served_methods)
         .app_data(json_config(shared.body_limit))
         .app_data(web::PayloadConfig::new(shared.body_limit))
         .app_data(query_config())
         .app_data(path_config())
+        .wrap(from_fn(body_deadline))
         .wrap(from_fn(rate_limit))
         .wrap(from_fn(record_metrics))
         .wrap(TracingLogger::<RequestSpan>::new())

@@ -54,6 +54,7 @@ fn settings() -> HttpSettings {
     HttpSettings {
         bind: "127.0.0.1:0".into(),
         body_limit: 1024,
+        body_read_timeout: Duration::from_secs(10),
         cors_allowed_origins: vec!["https://ops.example".into()],
         hsts: false,
         workers: None,
