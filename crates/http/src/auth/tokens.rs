@@ -185,8 +185,7 @@ impl TokenIssuer {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let lifetime = claims.exp - claims.iat;
-        (claims.iat <= now + 1 && lifetime > 0 && lifetime <= self.access_ttl.whole_seconds())
-            .then_some(claims)
+        (claims.iat <= now + 1 && lifetime > 0 && lifetime <= self.access_ttl.whole_seconds()).then_some(claims)
     }
 
     /// A new refresh token for `family` (a new session when `None`).

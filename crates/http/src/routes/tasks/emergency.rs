@@ -1,14 +1,12 @@
 //! Emergency dispatch.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use gad_domain::tasks::task::may_manage_tasks;
 use gad_domain::tasks::use_cases::dispatch_emergency;
 
 use super::dto::{EmergencyRequest, EmergencyView};
-use super::{etag, location};
+use super::{etag, location, staff_body};
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::json_body;
 use crate::idempotency::idempotent;
 use crate::routes::officers::OfficerView;
 use crate::state::Services;
@@ -36,11 +34,7 @@ pub(crate) async fn post_emergency(
     body: web::Bytes,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    // Refused before the body is read, as the idempotency record is the caller's.
-    if !may_manage_tasks(principal.actor()) {
-        return Err(ApiError::forbidden());
-    }
-    let request: EmergencyRequest = json_body(&req, &body)?;
+    let request: EmergencyRequest = staff_body(&req, &principal, &body)?;
     let dispatched = async {
         let input = request.into_input()?;
         let context = request_context(&req);

@@ -9,9 +9,9 @@ mod list;
 mod transitions;
 mod writes;
 
-use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
-use gad_domain::tasks::task::{Task, TaskError};
+use actix_web::{HttpRequest, HttpResponse};
+use gad_domain::tasks::task::{Task, TaskError, may_manage_tasks};
 
 pub(crate) use assignments::{delete_assignment, post_assignments};
 pub(crate) use emergency::post_emergency;
@@ -19,7 +19,9 @@ pub(crate) use list::list_tasks;
 pub(crate) use transitions::{get_history, post_transition};
 pub(crate) use writes::{create_task, delete_task, get_task, patch_task};
 
+use crate::auth::Principal;
 use crate::error::{ApiError, FieldError};
+use crate::extract::json_body;
 
 impl From<TaskError> for ApiError {
     fn from(error: TaskError) -> Self {
@@ -64,6 +66,19 @@ impl From<TaskError> for ApiError {
             TaskError::Store(error) => error.into(),
         }
     }
+}
+
+/// The body of a POST that only staff may send, read only once the caller may: an officer is
+/// refused before anything of the body (or its idempotency key) is looked at.
+fn staff_body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if !may_manage_tasks(principal.actor()) {
+        return Err(ApiError::forbidden());
+    }
+    json_body(req, body)
 }
 
 /// The task with its version as `ETag`.

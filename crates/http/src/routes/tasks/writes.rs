@@ -2,15 +2,14 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
-use gad_domain::tasks::task::{TaskId, may_manage_tasks};
+use gad_domain::tasks::task::TaskId;
 use gad_domain::tasks::use_cases::{create_task as create, delete_task as delete, read_task, update_task};
 use uuid::Uuid;
 
 use super::dto::{CreateTaskRequest, PatchTaskRequest, TaskView};
-use super::{location, with_etag};
+use super::{location, staff_body, with_etag};
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::json_body;
 use crate::idempotency::idempotent;
 use crate::state::Services;
 
@@ -36,11 +35,7 @@ pub(crate) async fn create_task(
     body: web::Bytes,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    // Refused before the body is read, as the idempotency record is the caller's.
-    if !may_manage_tasks(principal.actor()) {
-        return Err(ApiError::forbidden());
-    }
-    let request: CreateTaskRequest = json_body(&req, &body)?;
+    let request: CreateTaskRequest = staff_body(&req, &principal, &body)?;
     let created = async {
         let input = request.into_input()?;
         let task = create(&*services.tasks, principal.actor(), input, request_context(&req)).await?;
