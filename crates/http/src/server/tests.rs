@@ -349,3 +349,22 @@ async fn the_served_openapi_document_is_the_generated_one() {
     }
     insta::assert_json_snapshot!("openapi", served, { ".info.version" => "[version]" });
 }
+
+#[actix_web::test]
+async fn unserved_methods_on_served_paths_are_405_with_allow() {
+    let app = service(settings(), None).await;
+    for (request, allow) in [
+        (test::TestRequest::delete().uri("/health/live"), "GET"),
+        (test::TestRequest::put().uri("/api/v1/tasks"), "GET, POST"),
+    ] {
+        let (status, headers, body) = call(&app, request).await;
+        assert_envelope(status, &headers, &body, (405, "method_not_allowed"));
+        assert_eq!(headers.get(header::ALLOW).unwrap(), allow);
+    }
+    let (status, headers, body) = call(&app, test::TestRequest::get().uri("/api/v1/nothing-here")).await;
+    assert_envelope(status, &headers, &body, (404, "not_found"));
+    let repeated = test::TestRequest::get().uri("/health/live?limit=500&limit=1");
+    let (status, headers, body) = call(&app, repeated).await;
+    assert_envelope(status, &headers, &body, (422, "validation_failed"));
+    assert_eq!(body["error"]["details"][0]["field"], "limit");
+}
