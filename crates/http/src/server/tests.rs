@@ -352,7 +352,7 @@ async fn the_served_openapi_document_is_the_generated_one() {
 
 #[actix_web::test]
 async fn unserved_methods_on_served_paths_are_405_with_allow() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     for (request, allow) in [
         (test::TestRequest::delete().uri("/health/live"), "GET"),
         (test::TestRequest::put().uri("/api/v1/tasks"), "GET, POST"),
