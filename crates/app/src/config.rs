@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use gad_domain::consent::retention::RetentionPolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,7 @@ pub struct Settings {
     pub health: HealthConfig,
     pub log: LogConfig,
     pub ws: WsConfig,
+    pub retention: RetentionConfig,
 }
 
 fn default_environment() -> Environment {
@@ -219,6 +221,40 @@ pub struct WsConfig {
     pub poll_interval_ms: u64,
     /// Milliseconds between checks of live connections against revocations and token expiry.
     pub revocation_check_interval_ms: u64,
+}
+
+/// How long personal and operational records are kept, and how the purge runs
+/// (docs/CONFIGURATION.md, docs/GDPR_DATA_MAPPING.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days of officers' location history.
+    pub location_history_days: u32,
+    /// Days of audit rows.
+    pub audit_days: u32,
+    /// Days of event log (at least as long as `ws.replay_retention_h`).
+    pub event_log_days: u32,
+    /// Days a processed Telegram update id is remembered.
+    pub processed_telegram_updates_days: u32,
+    /// Days expired credentials and stored idempotent responses are kept after expiry.
+    pub expired_credentials_days: u32,
+    /// Seconds between runs of the purge in `gad serve`; 0 leaves it to `gad purge`.
+    pub purge_interval_s: u64,
+    /// Rows deleted per transaction.
+    pub purge_batch_size: u32,
+}
+
+impl RetentionConfig {
+    pub fn policy(&self) -> RetentionPolicy {
+        let days = |days: u32| time::Duration::days(i64::from(days));
+        RetentionPolicy {
+            location_history: days(self.location_history_days),
+            audit_events: days(self.audit_days),
+            event_log: days(self.event_log_days),
+            processed_telegram_updates: days(self.processed_telegram_updates_days),
+            expired_credentials: days(self.expired_credentials_days),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -364,6 +400,24 @@ impl Settings {
         }
         if ws.poll_interval_ms == 0 || ws.revocation_check_interval_ms == 0 || ws.revocation_check_interval_ms > 4000 {
             problems.push("ws.poll_interval_ms must be positive and ws.revocation_check_interval_ms 1..=4000".into());
+        }
+        let retention = &self.retention;
+        if [
+            retention.location_history_days,
+            retention.audit_days,
+            retention.event_log_days,
+            retention.processed_telegram_updates_days,
+            retention.expired_credentials_days,
+        ]
+        .contains(&0)
+        {
+            problems.push("retention periods must be at least 1 day".into());
+        }
+        if u64::from(retention.event_log_days) * 24 < ws.replay_retention_h {
+            problems.push("retention.event_log_days must cover ws.replay_retention_h".into());
+        }
+        if !(1..=100_000).contains(&retention.purge_batch_size) {
+            problems.push("retention.purge_batch_size must be 1..=100000".into());
         }
         if self.auth.access_token_ttl_s == 0 || self.auth.refresh_token_ttl_s <= self.auth.access_token_ttl_s {
             problems.push("auth token lifetimes must be positive and refresh longer than access".into());

@@ -17,8 +17,9 @@ use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, HttpSettings, MetricsEndpoint, Tickets};
 use gad_pg::{
-    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool,
-    PgSettings, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
+    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore,
+    PgPersonalDataStore, PgPool, PgRetentionStore, PgSettings, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore,
+    PostgresCheck,
 };
 use gad_redis::{
     RedisCheck, RedisCommitAnnouncements, RedisPool, RedisRateLimiter, RedisResponseCache, RedisSettings,
@@ -40,6 +41,7 @@ pub struct Application {
     api: Server,
     metrics: Option<Server>,
     realtime: Realtime,
+    retention_job: Option<tokio::task::AbortHandle>,
 }
 
 /// Redis, when configured: a pool for probes, one shared multiplexed connection for hot paths.
@@ -53,6 +55,7 @@ struct Redis {
 pub struct StopHandle {
     servers: Vec<ServerHandle>,
     realtime: Realtime,
+    retention_job: Option<tokio::task::AbortHandle>,
 }
 
 impl StopHandle {
@@ -60,6 +63,10 @@ impl StopHandle {
     /// Live sockets are closed with 1001 (going away) so that clients reconnect elsewhere.
     pub fn stop(&self) -> impl Future<Output = ()> + use<> {
         self.realtime.hub().close_all(gad_ws::close::GOING_AWAY);
+        // A purge batch cut short rolls back; the next run redoes it.
+        if let Some(job) = &self.retention_job {
+            job.abort();
+        }
         let draining: Vec<_> = self.servers.iter().map(|server| server.stop(true)).collect();
         async move {
             for server in draining {
@@ -119,7 +126,7 @@ impl Application {
         let realtime =
             realtime(settings, &pg_pool, redis.as_ref(), Arc::clone(&auth.revocations), Arc::clone(&auth.tasks))?;
         let tickets = Tickets(Arc::new(PgTicketStore::new(pg_pool.clone())));
-        let metrics = metrics_endpoint(settings, pg_pool, redis_pool);
+        let metrics = metrics_endpoint(settings, pg_pool.clone(), redis_pool);
 
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
@@ -141,8 +148,13 @@ impl Application {
             }
             None => (None, None),
         };
+        let retention_job = (settings.retention.purge_interval_s > 0).then(|| {
+            let store = Arc::new(PgRetentionStore::new(pg_pool.clone(), settings.retention.purge_batch_size));
+            let every = Duration::from_secs(settings.retention.purge_interval_s);
+            tokio::spawn(crate::retention::purge_periodically(store, settings.retention.policy(), every)).abort_handle()
+        });
         tracing::info!(port, metrics_port, environment = settings.environment.as_str(), "listening");
-        Ok(Self { port, metrics_port, api, metrics, realtime })
+        Ok(Self { port, metrics_port, api, metrics, realtime, retention_job })
     }
 
     pub fn port(&self) -> u16 {
@@ -156,7 +168,7 @@ impl Application {
     pub fn stop_handle(&self) -> StopHandle {
         let mut servers = vec![self.api.handle()];
         servers.extend(self.metrics.as_ref().map(Server::handle));
-        StopHandle { servers, realtime: self.realtime.clone() }
+        StopHandle { servers, realtime: self.realtime.clone(), retention_job: self.retention_job.clone() }
     }
 
     /// Serves until every server has stopped.
@@ -217,6 +229,7 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         revocations,
         audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
+        personal_data: Arc::new(PgPersonalDataStore::new(pg_pool.clone())),
         officers: Arc::new(PgOfficerStore::new(pg_pool.clone(), numbering.clone())),
         tasks: Arc::new(PgTaskStore::new(pg_pool.clone(), numbering)),
         idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),

@@ -280,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut pending = Vec::with_capacity(args.events);
-    let scheduled_start = OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
+    let scheduled_start = OffsetDateTime::now_utc().format(&Rfc3339)?;
     for index in 0..args.events {
         ticker.tick().await;
         let (http, args, token, scheduled_start) =

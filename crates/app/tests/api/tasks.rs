@@ -469,9 +469,8 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_expire_nothing_else() {
     let mismatch = post("create-1", other).await.unwrap();
     assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    let failing = post("create-2", json!({"title": "x", "kind": "patrol", "scheduled_start": hours_from_now(1)}))
-        .await
-        .unwrap();
+    let failing =
+        post("create-2", json!({"title": "x", "kind": "patrol", "scheduled_start": hours_from_now(1)})).await.unwrap();
     assert_eq!(failing.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         post("create-2", task_body(&[])).await.unwrap().status(),
