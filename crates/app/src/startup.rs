@@ -137,6 +137,7 @@ impl Application {
             workers: settings.http.workers,
             shutdown_timeout: Duration::from_secs(settings.http.shutdown_timeout_s),
             separate_metrics_listener: settings.metrics.bind.is_some(),
+            body_read_timeout: Duration::from_millis(settings.http.body_read_timeout_ms),
         };
         let routes = crate::realtime::routes(realtime.clone(), tickets);
         let api = gad_http::api_server_with(listener, state, auth, metrics.clone(), &http, Some(routes))?;

@@ -44,6 +44,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
                     tracing::warn!("a metrics recorder was already installed; GAD's will stay empty");
                 }
                 describe();
+                register_known_series();
                 handle
             }
             // Only reachable with an empty bucket list, which the constant rules out.
@@ -63,4 +64,51 @@ fn describe() {
     metrics::describe_gauge!("pool_max_connections", "Size limit of each pool");
     metrics::describe_gauge!("pool_waiting", "Requests waiting for a connection of each pool");
     metrics::describe_gauge!("dependency_up", "1 when the dependency's last probe succeeded");
+}
+
+/// Counters, histograms and the connection gauge with the label sets known in advance, created
+/// at zero. A series that first appears with its first event starts at 1, which `rate()` and
+/// `increase()` cannot see, and an alert on a name that is not exposed yet watches nothing: every
+/// series the alert rules and the dashboard in `deploy/` read exists from the first scrape
+/// (`just check-metrics` compares them with a live scrape).
+fn register_known_series() {
+    for (route, status) in [("/health/live", "200"), ("/health/ready", "200"), ("/health/ready", "503")] {
+        let labels = [("method", "GET"), ("route", route), ("status", status)];
+        metrics::counter!("http_requests_total", &labels).increment(0);
+        let _registered = metrics::histogram!("http_request_duration_seconds", &labels);
+    }
+    for outcome in ["success", "invalid", "locked"] {
+        metrics::counter!("auth_logins_total", "outcome" => outcome).increment(0);
+    }
+    for reason in ["client", "idle", "frame_too_large", "protocol_error", "slow_consumer", "expired", "revoked"] {
+        metrics::counter!("ws_closes_total", "reason" => reason).increment(0);
+    }
+    metrics::counter!("ws_handshakes_total", "outcome" => "accepted").increment(0);
+    metrics::counter!("ws_dropped_total", "reason" => "queue_full").increment(0);
+    for outcome in ["resumed", "resync_required", "failed"] {
+        metrics::counter!("ws_replays_total", "outcome" => outcome).increment(0);
+    }
+    for scope in ["ip", "login", "user"] {
+        metrics::counter!("rate_limited_total", "scope" => scope).increment(0);
+    }
+    for outcome in ["assigned", "unassigned"] {
+        metrics::counter!("emergencies_total", "outcome" => outcome).increment(0);
+    }
+    for name in [
+        "ws_slow_consumer_closes_total",
+        "ws_events_fanned_out_total",
+        "ws_relay_errors_total",
+        "ws_relay_announce_failures_total",
+        "ws_relay_listener_restarts_total",
+        "rate_limit_fallbacks_total",
+        "response_cache_errors_total",
+        "auth_revocation_fallback_checks_total",
+        "auth_revocation_publish_failures_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("ws_connections").set(0.0);
+    for name in ["ws_delivery_latency_seconds", "ws_fanout_latency_seconds"] {
+        let _registered = metrics::histogram!(name);
+    }
 }

@@ -83,6 +83,11 @@ impl ApiError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed on this resource")
     }
 
+    /// The request (its body) did not arrive in time.
+    pub fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request did not arrive in time")
+    }
+
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -162,6 +167,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => Self::forbidden(),
             StatusCode::NOT_FOUND => Self::not_found(),
             StatusCode::METHOD_NOT_ALLOWED => Self::method_not_allowed(),
+            StatusCode::REQUEST_TIMEOUT => Self::request_timeout(),
             StatusCode::PAYLOAD_TOO_LARGE => Self::new(status, "payload_too_large", "the request body is too large"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(),
             StatusCode::SERVICE_UNAVAILABLE => Self::unavailable("the service is unavailable"),

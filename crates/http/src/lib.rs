@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cache;
+mod contract;
 pub mod error;
 mod extract;
 mod idempotency;

@@ -61,13 +61,16 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document describing every served route; also what `gad openapi` prints.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The document describing every served route, made exact by `contract::refine`; also what
+/// `gad openapi` prints.
+pub fn document() -> serde_json::Value {
     let (_, document) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes::configure)
         .split_for_parts();
+    let mut document = serde_json::to_value(document).unwrap_or_default();
+    crate::contract::refine(&mut document);
     document
 }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Integer, Interval, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Integer, Interval, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
 use gad_domain::error::StoreError;
@@ -19,11 +19,6 @@ use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
 use crate::schema::{refresh_token_families, refresh_tokens, revoked_access_tokens, users};
-
-#[diesel::declare_sql_function]
-extern "SQL" {
-    fn lower(value: Text) -> Text;
-}
 
 #[derive(Clone)]
 pub struct PgAuthStore {
@@ -137,54 +132,58 @@ async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid, reason: &str)
 
 #[async_trait]
 impl LoginStore for PgAuthStore {
-    async fn find_for_login(&self, email: &EmailAddress) -> Result<Option<LoginRecord>, StoreError> {
+    async fn begin_attempt(&self, email: &EmailAddress) -> Result<Option<LoginRecord>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Counted {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
+            #[diesel(sql_type = crate::schema::sql_types::UserRole)]
+            role: RoleColumn,
+            #[diesel(sql_type = Text)]
+            password_hash: String,
+            #[diesel(sql_type = Bool)]
+            is_active: bool,
+            #[diesel(sql_type = Integer)]
+            failed_login_attempts: i32,
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            locked_until: Option<OffsetDateTime>,
+        }
         let mut conn = connection(&self.pool).await?;
-        let row: Option<(Uuid, RoleColumn, String, bool, Option<OffsetDateTime>)> = users::table
-            .filter(lower(users::email).eq(email.as_str()))
-            .filter(users::erased_at.is_null())
-            .select((users::id, users::role, users::password_hash, users::is_active, users::locked_until))
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(query_error)?;
-        Ok(row.map(|(id, role, hash, is_active, locked_until)| LoginRecord {
-            user_id: UserId::from_uuid(id),
-            role: role.0,
-            password_hash: PasswordHash::new(hash),
-            is_active,
-            locked_until,
+        // One statement: the row lock serialises concurrent attempts, so each gets its own
+        // number. A lock that has run out starts the count again at 1.
+        let counted: Option<Counted> = diesel::sql_query(
+            "UPDATE users SET \
+                failed_login_attempts = CASE WHEN locked_until <= now() THEN 1 \
+                                             ELSE failed_login_attempts + 1 END, \
+                locked_until = CASE \
+                    WHEN locked_until > now() THEN locked_until \
+                    WHEN (CASE WHEN locked_until <= now() THEN 1 ELSE failed_login_attempts + 1 END) >= $2 \
+                    THEN now() + $3 \
+                    ELSE NULL END \
+             WHERE lower(email) = $1 AND erased_at IS NULL \
+             RETURNING id, role, password_hash, is_active, failed_login_attempts, locked_until",
+        )
+        .bind::<Text, _>(email.as_str())
+        .bind::<Integer, _>(MAX_FAILED_LOGINS)
+        .bind::<Interval, _>(diesel::data_types::PgInterval::from_microseconds(LOCKOUT.whole_microseconds() as i64))
+        .prepared()
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(query_error)?;
+        Ok(counted.map(|row| LoginRecord {
+            user_id: UserId::from_uuid(row.id),
+            role: row.role.0,
+            password_hash: PasswordHash::new(row.password_hash),
+            is_active: row.is_active,
+            attempt: row.failed_login_attempts,
+            locked_until: row.locked_until,
         }))
     }
 
-    async fn record_failure(&self, user: Option<UserId>, entry: AuditEntry) -> Result<(), StoreError> {
+    async fn record_failure(&self, entry: AuditEntry) -> Result<(), StoreError> {
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async move |conn| {
-            if let Some(user) = user {
-                // A lock that has run out starts the count again.
-                diesel::sql_query(
-                    "UPDATE users SET \
-                        failed_login_attempts = CASE WHEN locked_until <= now() THEN 1 \
-                                                     ELSE failed_login_attempts + 1 END, \
-                        locked_until = CASE \
-                            WHEN (CASE WHEN locked_until <= now() THEN 1 ELSE failed_login_attempts + 1 END) >= $2 \
-                            THEN now() + $3 \
-                            WHEN locked_until <= now() THEN NULL \
-                            ELSE locked_until END \
-                     WHERE id = $1",
-                )
-                .bind::<SqlUuid, _>(user.as_uuid())
-                .bind::<Integer, _>(MAX_FAILED_LOGINS)
-                .bind::<Interval, _>(diesel::data_types::PgInterval::from_microseconds(
-                    LOCKOUT.whole_microseconds() as i64
-                ))
-                .prepared()
-                .execute(conn)
-                .await?;
-            }
-            audit::append(conn, &entry).await
-        })
-        .await
-        .map_err(query_error)
+        audit::append(&mut conn, &entry).await.map_err(query_error)
     }
 
     async fn record_success(

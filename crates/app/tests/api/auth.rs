@@ -153,6 +153,43 @@ async fn five_failures_lock_the_account_and_a_success_resets_the_count() {
     assert_eq!(account(&app, "ana@example.org").await.failed_login_attempts, 0);
 }
 
+/// Statuses of `count` logins sent all at once.
+async fn parallel_logins(app: &TestApp, body: &Value, count: usize) -> Vec<StatusCode> {
+    let attempts = (0..count).map(|_| async { app.post_json("/api/v1/auth/login", body, None).await.status() });
+    futures_util::future::join_all(attempts).await
+}
+
+#[tokio::test]
+async fn the_lockout_holds_under_parallel_guesses() {
+    let app = TestApp::spawn().await;
+    app.create_user("ana@example.org", Role::Officer).await;
+    app.create_user("eva@example.org", Role::Officer).await;
+
+    // Twenty guesses at once: only five get their password checked, the rest are refused.
+    let wrong = json!({"email": "ana@example.org", "password": "not the password"});
+    let statuses = parallel_logins(&app, &wrong, 20).await;
+    let checked = statuses.iter().filter(|status| **status == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, refused), (5, 15), "{statuses:?}");
+    let right = json!({"email": "ana@example.org", "password": PASSWORD});
+    assert_eq!(app.post_json("/api/v1/auth/login", &right, None).await.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // The right password sent once five guesses are counted, while they may still be checked,
+    // is refused too.
+    let wrong = json!({"email": "eva@example.org", "password": "not the password"});
+    let burst = parallel_logins(&app, &wrong, 24);
+    let right = async {
+        let counted = eventually(async || account(&app, "eva@example.org").await.failed_login_attempts >= 5).await;
+        assert!(counted, "five guesses were never counted");
+        let body = json!({"email": "eva@example.org", "password": PASSWORD});
+        app.post_json("/api/v1/auth/login", &body, None).await.status()
+    };
+    let (statuses, right) = tokio::join!(burst, right);
+    assert_eq!(right, StatusCode::TOO_MANY_REQUESTS, "the sixth attempt is refused");
+    let checked = statuses.iter().filter(|status| **status != StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(checked, 5, "{statuses:?}");
+}
+
 #[tokio::test]
 async fn imported_bcrypt_passwords_work_and_are_rehashed() {
     let app = TestApp::spawn().await;

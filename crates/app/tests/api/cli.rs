@@ -154,4 +154,38 @@ fn check_config_shows_redacted_settings_and_refuses_unsafe_ones() {
     let production = gad(&["check-config"], &[("GAD_ENV", "production")], None);
     assert!(!production.status.success());
     assert!(stderr(&production).contains("GAD_JWT_SECRET is required"), "{}", stderr(&production));
+
+    // Otherwise sound production settings that would leave /metrics public: check-config and
+    // serve both refuse, naming the fix.
+    let public_metrics = [
+        ("GAD_ENV", "production"),
+        ("DATABASE_URL", "postgres://gad@127.0.0.1:1/gad"),
+        ("GAD_JWT_SECRET", "a-production-signing-key-of-40-bytes-xxxx"),
+        ("GAD_BIND", "127.0.0.1:0"),
+    ];
+    let refused = gad(&["check-config"], &public_metrics, None);
+    assert!(!refused.status.success(), "check-config accepted public metrics");
+    let message = stderr(&refused);
+    assert!(message.contains("GAD_METRICS_BIND") && message.contains("GAD_METRICS_TOKEN"), "{message}");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_gad"))
+        .arg("serve")
+        .env_clear()
+        .envs(public_metrics)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while serve.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            serve.kill().unwrap();
+            panic!("gad serve started with public metrics in production");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let served = serve.wait_with_output().unwrap();
+    assert!(!served.status.success());
+    assert!(stderr(&served).contains("/metrics would be public"), "{}", stderr(&served));
+    let guarded = [public_metrics.as_slice(), &[("GAD_METRICS_TOKEN", "a-token-for-the-scraper")]].concat();
+    assert!(gad(&["check-config"], &guarded, None).status.success(), "a metrics token makes it safe");
 }

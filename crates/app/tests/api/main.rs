@@ -5,6 +5,7 @@
 
 mod auth;
 mod cli;
+mod faults;
 mod health;
 mod helpers;
 mod limits;
@@ -16,4 +17,5 @@ mod shutdown;
 mod stats;
 mod tasks;
 mod users;
+mod wire;
 mod ws;

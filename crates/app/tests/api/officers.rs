@@ -74,8 +74,26 @@ async fn profiles_follow_the_matrix_of_the_spec() {
     assert_eq!(app.send(Method::GET, "/api/v1/officers", &ana_token, None).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.send(Method::GET, &path(&ana), &ana_token, None).await.status(), StatusCode::OK, "own profile");
     assert_eq!(app.send(Method::GET, &path(&eva), &ana_token, None).await.status(), StatusCode::FORBIDDEN, "another's");
+    // One answer for another's profile and for an id that names nothing: no probing for ids.
     let unknown = path(&uuid::Uuid::now_v7().to_string());
-    assert_eq!(app.send(Method::GET, &unknown, &ana_token, None).await.status(), StatusCode::NOT_FOUND);
+    let another: Value = app.send(Method::GET, &path(&eva), &ana_token, None).await.json().await.unwrap();
+    let random = app.send(Method::GET, &unknown, &ana_token, None).await;
+    assert_eq!(random.status(), StatusCode::FORBIDDEN, "a random id looks like another's profile");
+    let random: Value = random.json().await.unwrap();
+    assert_eq!(random["error"]["code"], another["error"]["code"]);
+    assert_eq!(random["error"]["message"], another["error"]["message"]);
+    for (method, suffix, body) in [
+        (Method::PUT, "/availability", Some(json!({"availability": "off_duty"}))),
+        (Method::PUT, "/location", Some(json!({"lat": 40.4, "lng": -3.7}))),
+        (Method::PATCH, "", Some(json!({"rank": "Sergeant"}))),
+    ] {
+        for id in [&eva, &uuid::Uuid::now_v7().to_string()] {
+            let status =
+                app.send(method.clone(), &format!("{}{suffix}", path(id)), &ana_token, body.clone()).await.status();
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {suffix} on {id}");
+        }
+    }
+    assert_eq!(app.send(Method::GET, &unknown, &operator, None).await.status(), StatusCode::NOT_FOUND, "staff see 404");
 
     let rank = json!({"rank": "Sergeant"});
     assert_eq!(

@@ -453,18 +453,20 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_expire_nothing_else() {
             .json(&body)
             .send()
     };
-    let first = post("create-1", task_body(&[])).await.unwrap();
+    // One body, built once: a replay must carry exactly the same bytes.
+    let body = task_body(&[]);
+    let first = post("create-1", body.clone()).await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     let location = first.headers().get("location").unwrap().clone();
     let first: Value = first.json().await.unwrap();
 
-    let replay = post("create-1", task_body(&[])).await.unwrap();
+    let replay = post("create-1", body.clone()).await.unwrap();
     assert_eq!(replay.status(), StatusCode::CREATED);
     assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
     assert_eq!(replay.headers().get("location").unwrap(), &location);
     assert_eq!(replay.json::<Value>().await.unwrap(), first, "the same body again");
 
-    let mut other = task_body(&[]);
+    let mut other = body.clone();
     other["title"] = json!("Another patrol");
     let mismatch = post("create-1", other).await.unwrap();
     assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -473,7 +475,7 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_expire_nothing_else() {
         post("create-2", json!({"title": "x", "kind": "patrol", "scheduled_start": hours_from_now(1)})).await.unwrap();
     assert_eq!(failing.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        post("create-2", task_body(&[])).await.unwrap().status(),
+        post("create-2", body.clone()).await.unwrap().status(),
         StatusCode::CREATED,
         "failures are not remembered"
     );
@@ -481,7 +483,7 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_expire_nothing_else() {
     let page: Value = desk.app.send(Method::GET, "/api/v1/tasks", &desk.operator, None).await.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 2, "the replay created nothing");
 
-    let racing = (0..5).map(|_| post("create-3", task_body(&[])));
+    let racing = (0..5).map(|_| post("create-3", body.clone()));
     let statuses: Vec<StatusCode> =
         join_all(racing).await.into_iter().map(|response| response.unwrap().status()).collect();
     assert!(statuses.iter().all(|status| [StatusCode::CREATED, StatusCode::CONFLICT].contains(status)), "{statuses:?}");

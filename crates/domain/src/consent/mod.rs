@@ -58,7 +58,7 @@ pub struct PolicyVersion(String);
 impl PolicyVersion {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let value = raw.trim();
-        if value.is_empty() || value.chars().count() > 32 || value.chars().any(char::is_control) {
+        if value.is_empty() || raw.chars().count() > 32 || value.chars().any(char::is_control) {
             return Err(InvalidValue("must be 1 to 32 printable characters"));
         }
         Ok(Self(value.to_owned()))

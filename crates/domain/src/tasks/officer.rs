@@ -71,7 +71,7 @@ impl BadgeNumber {
 /// characters; empty means none.
 pub fn parse_label(raw: &str) -> Result<Option<String>, InvalidValue> {
     let value = raw.trim();
-    if value.chars().count() > 64 {
+    if raw.chars().count() > 64 {
         return Err(InvalidValue("must be at most 64 characters"));
     }
     if value.chars().any(char::is_control) {
@@ -273,12 +273,15 @@ pub async fn create_officer(
     store.insert(officer, entry).await
 }
 
-/// The officer, if it exists and the actor may see it.
-/// The profile, if it exists and the actor may read it (an officer reading another officer's
-/// profile is refused, SPEC §3).
+/// The profile, if it exists and the actor may read it. An officer may read only their own
+/// profile (SPEC §3): any other id is 403 whether it exists or not, so that nothing is learnt
+/// about which ids exist.
 pub async fn read_officer(store: &dyn OfficerStore, actor: Actor, id: OfficerId) -> Result<Officer, OfficerError> {
-    let officer = store.find(id).await?.ok_or(OfficerError::NotFound)?;
-    if may_read_officer(actor, &officer) { Ok(officer) } else { Err(OfficerError::Forbidden) }
+    match store.find(id).await? {
+        Some(officer) if may_read_officer(actor, &officer) => Ok(officer),
+        None if is_staff(actor) => Err(OfficerError::NotFound),
+        _ => Err(OfficerError::Forbidden),
+    }
 }
 
 pub async fn list_officers(

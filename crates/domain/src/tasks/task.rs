@@ -64,17 +64,20 @@ labelled_enum!(
     "must be one of low, medium, high, urgent, critical"
 );
 
-/// A task title: 3..=200 characters, trimmed, on one line.
+/// A task title: at most 200 characters as sent, at least 3 once trimmed, on one line.
+/// (Maximum lengths count what was sent, so that a schema's `maxLength` states them exactly.)
 pub fn parse_title(raw: &str) -> Result<String, InvalidValue> {
     let value = raw.trim();
     if value.chars().any(char::is_control) {
         return Err(InvalidValue("must not contain control characters"));
     }
-    match value.chars().count() {
-        0..=2 => Err(InvalidValue("must be at least 3 characters")),
-        201.. => Err(InvalidValue("must be at most 200 characters")),
-        _ => Ok(value.to_owned()),
+    if raw.chars().count() > 200 {
+        return Err(InvalidValue("must be at most 200 characters"));
     }
+    if value.chars().count() < 3 {
+        return Err(InvalidValue("must be at least 3 characters"));
+    }
+    Ok(value.to_owned())
 }
 
 /// A task code: 1..=32 letters, digits and `-`; unique regardless of case.
@@ -86,11 +89,11 @@ pub fn parse_code(raw: &str) -> Result<String, InvalidValue> {
     Ok(value.to_owned())
 }
 
-/// Free text with a length limit; empty means none. Line breaks and tabs are text; other
-/// control characters (NUL above all, which PostgreSQL cannot store) are refused.
+/// Free text with a length limit (as sent); empty means none. Line breaks and tabs are text;
+/// other control characters (NUL above all, which PostgreSQL cannot store) are refused.
 pub fn parse_text(raw: &str, max: usize) -> Result<Option<String>, InvalidValue> {
     let value = raw.trim();
-    if value.chars().count() > max {
+    if raw.chars().count() > max {
         return Err(InvalidValue("is too long"));
     }
     if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {

@@ -12,7 +12,7 @@ impl EmailAddress {
         if value.is_empty() {
             return Err(InvalidValue("must not be empty"));
         }
-        if value.chars().count() > Self::MAX_LEN {
+        if raw.chars().count() > Self::MAX_LEN {
             return Err(InvalidValue("must be at most 254 characters"));
         }
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -26,7 +26,7 @@ impl EmailAddress {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..");
-        if local.is_empty() || local.len() > 64 || !domain_ok {
+        if local.is_empty() || local.chars().count() > 64 || !domain_ok {
             return Err(InvalidValue("must be an e-mail address"));
         }
         Ok(Self(value.to_lowercase()))

@@ -20,6 +20,10 @@ pub struct LoginRecord {
     pub role: Role,
     pub password_hash: PasswordHash,
     pub is_active: bool,
+    /// This attempt's number since the last success (or since a lock ran out), this attempt
+    /// included. Attempts are counted before their password is checked, so that a burst of
+    /// parallel guesses cannot all be checked before the first failure is recorded.
+    pub attempt: i32,
     pub locked_until: Option<OffsetDateTime>,
 }
 
@@ -32,14 +36,16 @@ pub struct NewSession {
     pub expires_at: OffsetDateTime,
 }
 
-/// Persistence of login outcomes. Each method is one transaction that also writes its audit row.
+/// Persistence of login attempts and outcomes.
 #[async_trait]
 pub trait LoginStore: Send + Sync {
-    async fn find_for_login(&self, email: &EmailAddress) -> Result<Option<LoginRecord>, StoreError>;
+    /// Counts an attempt against the account with this e-mail, atomically, and returns it with
+    /// the attempt's number. A lock that has run out starts the count again; the attempt that
+    /// reaches `MAX_FAILED_LOGINS` locks the account for `LOCKOUT` at once (a success lifts it).
+    async fn begin_attempt(&self, email: &EmailAddress) -> Result<Option<LoginRecord>, StoreError>;
 
-    /// Counts a failed attempt against `user` (when the account exists) and locks it for
-    /// `LOCKOUT` when the count reaches `MAX_FAILED_LOGINS`.
-    async fn record_failure(&self, user: Option<UserId>, audit: AuditEntry) -> Result<(), StoreError>;
+    /// Records a refused attempt in the audit log (the attempt itself was already counted).
+    async fn record_failure(&self, audit: AuditEntry) -> Result<(), StoreError>;
 
     /// Resets the failure count, stamps `last_login_at`, replaces the hash when given, and
     /// opens the session.
@@ -72,9 +78,10 @@ pub struct LoginAttempt {
     pub context: RequestContext,
 }
 
-/// Checks the credentials and, on success, opens the session. Exactly one password
+/// Checks the credentials and, on success, opens the session. At most one password
 /// verification runs whatever the outcome, so that timing does not reveal whether the e-mail
-/// exists.
+/// exists; none runs for an attempt beyond the `MAX_FAILED_LOGINS`-th since the last success,
+/// even while the earlier ones are still being checked.
 pub async fn login(
     store: &dyn LoginStore,
     hasher: &dyn PasswordHasher,
@@ -82,7 +89,7 @@ pub async fn login(
     now: OffsetDateTime,
 ) -> Result<(UserId, Role), LoginError> {
     let record = match EmailAddress::parse(&attempt.email) {
-        Ok(email) => store.find_for_login(&email).await?,
+        Ok(email) => store.begin_attempt(&email).await?,
         Err(_) => None,
     };
     let audit = |actor: Option<(UserId, Role)>, outcome| AuditEntry {
@@ -94,9 +101,10 @@ pub async fn login(
         context: attempt.context.clone(),
     };
     if let Some(record) = &record
-        && let Some(until) = record.locked_until.filter(|until| *until > now)
+        && record.attempt > MAX_FAILED_LOGINS
     {
-        store.record_failure(None, audit(Some((record.user_id, record.role)), Outcome::Denied)).await?;
+        store.record_failure(audit(Some((record.user_id, record.role)), Outcome::Denied)).await?;
+        let until = record.locked_until.filter(|until| *until > now).unwrap_or(now + LOCKOUT);
         return Err(LoginError::Locked { until });
     }
     let check = hasher.verify(record.as_ref().map(|r| r.password_hash.clone()), attempt.password.clone()).await?;
@@ -109,12 +117,11 @@ pub async fn login(
             Ok((record.user_id, record.role))
         }
         (Some(record), _) => {
-            let actor = Some((record.user_id, record.role));
-            store.record_failure(Some(record.user_id), audit(actor, Outcome::Failure)).await?;
+            store.record_failure(audit(Some((record.user_id, record.role)), Outcome::Failure)).await?;
             Err(LoginError::InvalidCredentials)
         }
         (None, _) => {
-            store.record_failure(None, audit(None, Outcome::Failure)).await?;
+            store.record_failure(audit(None, Outcome::Failure)).await?;
             Err(LoginError::InvalidCredentials)
         }
     }

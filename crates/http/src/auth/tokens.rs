@@ -140,11 +140,15 @@ impl TokenIssuer {
     }
 
     /// The claims of a well-signed, unexpired token for this issuer and audience. `iat` must
-    /// not lie in the future (beyond a second of clock skew).
+    /// not lie in the future (beyond a second of clock skew), and the token may not live longer
+    /// than this service issues tokens for: a longer one was not issued here (or was issued
+    /// under a longer lifetime that has since been shortened, which then takes effect at once).
     pub(crate) fn verify(&self, token: &str) -> Option<Claims> {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        (claims.iat <= now + 1 && claims.exp > claims.iat).then_some(claims)
+        let lifetime = claims.exp - claims.iat;
+        (claims.iat <= now + 1 && lifetime > 0 && lifetime <= self.settings.access_ttl.whole_seconds())
+            .then_some(claims)
     }
 
     /// A new refresh token for `family` (a new session when `None`).
@@ -214,9 +218,15 @@ mod tests {
         let key = EncodingKey::from_secret(b"a-test-secret-of-sufficient-length");
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &key).unwrap();
         assert!(tokens.verify(&token).is_none(), "expired");
-        let future = Claims { iat: now + 600, exp: now + 1200, ..claims };
+        let future = Claims { iat: now + 600, exp: now + 1200, ..claims.clone() };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &future, &key).unwrap();
         assert!(tokens.verify(&token).is_none(), "issued in the future");
+        let longest = Claims { iat: now - 10, exp: now - 10 + 900, ..claims.clone() };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &longest, &key).unwrap();
+        assert!(tokens.verify(&token).is_some(), "exactly the configured lifetime");
+        let longer = Claims { iat: now - 10, exp: now - 10 + 901, ..claims };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &longer, &key).unwrap();
+        assert!(tokens.verify(&token).is_none(), "longer than this service issues");
         assert!(tokens.verify("not.a.token").is_none());
     }
 

@@ -4,13 +4,15 @@
 //! None of these keeps a clone of the request across the inner call: actix's router needs the
 //! request uniquely owned while it matches the path.
 
+mod body_deadline;
 mod envelope;
 mod metrics;
 mod request_id;
 mod security_headers;
 mod span;
 
-pub(crate) use envelope::error_envelope;
+pub(crate) use body_deadline::{BodyDeadline, body_deadline};
+pub(crate) use envelope::{ServedMethods, error_envelope};
 pub(crate) use metrics::record_metrics;
 pub(crate) use request_id::{RequestId, current_request_id, request_id};
 pub(crate) use security_headers::SecurityHeaders;

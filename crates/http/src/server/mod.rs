@@ -17,7 +17,10 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::extract::{json_config, path_config, query_config};
-use crate::middleware::{RequestSpan, SecurityHeaders, error_envelope, record_metrics, request_id};
+use crate::middleware::{
+    BodyDeadline, RequestSpan, SecurityHeaders, ServedMethods, body_deadline, error_envelope, record_metrics,
+    request_id,
+};
 use crate::openapi::{OpenApiJson, document};
 use crate::rate_limit::{RateLimitPolicy, rate_limit};
 use crate::routes::{self, MetricsExposure};
@@ -39,6 +42,8 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
     /// Whether metrics have their own listener (then the API's `/metrics` needs the token).
     pub separate_metrics_listener: bool,
+    /// How long a client may take to send a request body (408 beyond).
+    pub body_read_timeout: Duration,
 }
 
 /// Routes and shared data that another crate (the WebSocket service) adds to the API listener,
@@ -56,6 +61,8 @@ struct Shared {
     exposure: web::Data<MetricsExposure>,
     security: web::Data<SecurityHeaders>,
     openapi: web::Data<OpenApiJson>,
+    body_deadline: web::Data<BodyDeadline>,
+    served_methods: web::Data<ServedMethods>,
     body_limit: usize,
     cors_allowed_origins: Vec<String>,
     extra: Option<ExtraRoutes>,
@@ -68,7 +75,9 @@ impl Shared {
         metrics: MetricsEndpoint,
         settings: &HttpSettings,
     ) -> std::io::Result<Self> {
-        let openapi = serde_json::to_string(&document()).map_err(std::io::Error::other)?;
+        let document = document();
+        let served_methods = ServedMethods::from_document(&document);
+        let openapi = serde_json::to_string(&document).map_err(std::io::Error::other)?;
         Ok(Self {
             state: web::Data::new(state),
             rate_limits: auth.as_ref().map(|services| web::Data::new(services.rate_limits.clone())),
@@ -79,6 +88,8 @@ impl Shared {
             }),
             security: web::Data::new(SecurityHeaders { hsts: settings.hsts }),
             openapi: web::Data::new(OpenApiJson(openapi)),
+            body_deadline: web::Data::new(BodyDeadline(settings.body_read_timeout)),
+            served_methods: web::Data::new(served_methods),
             body_limit: settings.body_limit,
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
             extra: None,
@@ -114,10 +125,13 @@ fn api_app(
         .app_data(shared.exposure)
         .app_data(shared.security)
         .app_data(shared.openapi)
+        .app_data(shared.body_deadline)
+        .app_data(shared.served_methods)
         .app_data(json_config(shared.body_limit))
         .app_data(web::PayloadConfig::new(shared.body_limit))
         .app_data(query_config())
         .app_data(path_config())
+        .wrap(from_fn(body_deadline))
         .wrap(from_fn(rate_limit))
         .wrap(from_fn(record_metrics))
         .wrap(TracingLogger::<RequestSpan>::new())

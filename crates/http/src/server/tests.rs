@@ -54,6 +54,7 @@ fn settings() -> HttpSettings {
         workers: None,
         shutdown_timeout: Duration::from_secs(1),
         separate_metrics_listener: false,
+        body_read_timeout: Duration::from_secs(10),
     }
 }
 
