@@ -239,3 +239,7 @@ restore-drill: services
 canary-test: services deploy-tools
     cargo build --locked -q --bin gad
     source .data/env && PATH="{{deploy_venv}}/bin:$PATH" GAD_BIN="{{gad}}" deploy/checks/canary-test.sh
+
+# Contract fuzzing: schemathesis with every check against a served instance (scripts/fuzz.sh).
+fuzz: services
+    scripts/fuzz.sh

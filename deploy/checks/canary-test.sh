@@ -122,6 +122,8 @@ check "  … GAD_IMAGE and GAD_CANARY_IMAGE are 1.4.0 again" \
     settings_are GAD_IMAGE=registry.example.org/gad:1.4.0 GAD_CANARY_IMAGE=registry.example.org/gad:1.4.0
 check "  … both pools recreated" called "up -d --no-deps --wait gad-stable gad-canary"
 stop_gad
+check "rollback.sh and smoke-test.sh refuse bad usage with exit 2" bash -c "
+    '$deploy/rollback.sh' --env-file '$env_file' --bogus; [[ \$? == 2 ]] && '$deploy/smoke-test.sh' a b; [[ \$? == 2 ]]"
 check "rollback.sh fails when the smoke test fails" bash -c "! '$deploy/rollback.sh' --env-file '$env_file' --base-url '$GAD_URL' >/dev/null"
 
 finish_checks

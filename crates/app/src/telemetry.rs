@@ -112,3 +112,22 @@ fn register_known_series() {
         let _registered = metrics::histogram!(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn known_series_are_exposed_at_zero_before_their_first_event() {
+        let scrape = super::prometheus().render();
+        for series in [
+            r#"http_requests_total{method="GET",route="/health/ready",status="503"} 0"#,
+            r#"auth_logins_total{outcome="locked"} 0"#,
+            r#"ws_closes_total{reason="slow_consumer"} 0"#,
+            "ws_slow_consumer_closes_total 0",
+            "rate_limit_fallbacks_total 0",
+            "ws_delivery_latency_seconds_count 0",
+            "ws_connections 0",
+        ] {
+            assert!(scrape.lines().any(|line| line == series), "{series} is not in the scrape:\n{scrape}");
+        }
+    }
+}

@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn decomposed_accents_are_composed_before_the_rules_apply() {
-        let name = PersonName::parse("Jose\u{301} Nu\u{303}ez").expect("valid once composed");
+        let name = PersonName::parse("Jose\u{301} Nun\u{303}ez").expect("valid once composed");
         assert_eq!(name.as_str(), "José Nuñez");
         assert_eq!(name, PersonName::parse("José Nuñez").expect("valid"));
         let composed = PersonName::parse(&"e\u{301}".repeat(50)).expect("100 characters as sent");
