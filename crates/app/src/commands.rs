@@ -9,8 +9,9 @@ use gad_domain::users::{CreateUser, CreateUserError, EmailAddress, Password, Per
 use gad_pg::{PgRetentionStore, PgUserStore};
 
 use crate::config::Settings;
-use crate::password::Argon2Hasher;
-use crate::startup::{Application, pg_settings, shutdown_signal};
+use gad_http::auth::Argon2Hasher;
+
+use crate::startup::{Application, pg_pool, shutdown_signal};
 use crate::telemetry::init_logging;
 
 fn load_settings() -> anyhow::Result<Settings> {
@@ -20,7 +21,7 @@ fn load_settings() -> anyhow::Result<Settings> {
 }
 
 /// `gad serve`: runs until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish
-/// (up to `http.shutdown_timeout_s`) and exits.
+/// (up to `http.shutdown_timeout_s`), stops the background jobs and exits.
 pub async fn serve() -> anyhow::Result<()> {
     let settings = load_settings()?;
     for warning in settings.warnings() {
@@ -58,7 +59,7 @@ pub async fn create_admin(email: &str, role: Role, first_name: &str, last_name: 
     let first_name = PersonName::parse(first_name).map_err(|error| anyhow::anyhow!("--first-name {error}"))?;
     let last_name = PersonName::parse(last_name).map_err(|error| anyhow::anyhow!("--last-name {error}"))?;
     let password = Password::parse(read_admin_password()?).map_err(|error| anyhow::anyhow!("password {error}"))?;
-    let pool = gad_pg::build_pool(&pg_settings(&settings))?;
+    let pool = pg_pool(&settings)?;
     let request = CreateUser { email, first_name, last_name, national_id: None, phone: None, role, password };
     let context = RequestContext { user_agent: Some("gad create-admin".into()), ..RequestContext::default() };
     match create_user(&PgUserStore::new(pool), &Argon2Hasher::owasp(), None, request, context).await {
@@ -97,7 +98,7 @@ fn read_admin_password() -> anyhow::Result<String> {
 #[expect(clippy::print_stdout, reason = "the per-table counts are this command's output")]
 pub async fn purge(dry_run: bool) -> anyhow::Result<()> {
     let settings = load_settings()?;
-    let pool = gad_pg::build_pool(&pg_settings(&settings))?;
+    let pool = pg_pool(&settings)?;
     let store = PgRetentionStore::new(pool, settings.retention.purge_batch_size);
     let mode = if dry_run { PurgeMode::DryRun } else { PurgeMode::Delete };
     let outcome = store.purge(&settings.retention.policy(), mode).await.context("cannot purge")?;

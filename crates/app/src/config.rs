@@ -6,13 +6,19 @@
 //! `REDIS_URL`, `GAD_BIND`, …), which always win. Secrets are read only from the environment
 //! (or from a file named by `<VAR>_FILE`); a secret in a config file is refused as an unknown key.
 
-use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use gad_domain::consent::retention::RetentionPolicy;
-use secrecy::{ExposeSecret, SecretString};
+use gad_domain::settings::Secret;
+use gad_http::auth::AuthSettings;
+use gad_http::rate_limit::RateLimitSettings;
+use gad_http::{HealthSettings, HttpSettings, MetricsSettings};
+use gad_pg::PgSettings;
+use gad_redis::RedisSettings;
+use gad_telegram::TelegramSettings;
+use gad_ws::WsSettings;
 use serde::{Deserialize, Serialize};
 
 const BUILT_IN_DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -70,199 +76,28 @@ impl Environment {
     }
 }
 
+/// The whole configuration: each section is the settings type of the adapter that uses it, so
+/// every setting is defined once, where it takes effect.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(skip_deserializing, default = "default_environment")]
     pub environment: Environment,
-    pub http: HttpConfig,
-    pub metrics: MetricsConfig,
-    pub database: DatabaseConfig,
-    pub redis: RedisConfig,
-    pub auth: AuthConfig,
-    pub rate_limit: RateLimitConfig,
-    pub telegram: TelegramConfig,
-    pub health: HealthConfig,
+    pub http: HttpSettings,
+    pub metrics: MetricsSettings,
+    pub database: PgSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    pub telegram: TelegramSettings,
+    pub health: HealthSettings,
     pub log: LogConfig,
-    pub ws: WsConfig,
+    pub ws: WsSettings,
     pub retention: RetentionConfig,
 }
 
 fn default_environment() -> Environment {
     Environment::Local
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// `host:port` of the API listener (`GAD_BIND`).
-    pub bind: String,
-    pub body_limit_bytes: usize,
-    /// How long a client may take to send a request body (408 beyond).
-    pub body_read_timeout_ms: u64,
-    pub cors_allowed_origins: Vec<String>,
-    pub hsts: bool,
-    pub shutdown_timeout_s: u64,
-    pub workers: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// `host:port` of the private metrics listener (`GAD_METRICS_BIND`); unset serves `/metrics`
-    /// on the API listener.
-    pub bind: Option<String>,
-    /// Bearer token for `/metrics` on the API listener (`GAD_METRICS_TOKEN`; secret).
-    #[serde(skip_deserializing, serialize_with = "redacted")]
-    pub token: Option<SecretString>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// `DATABASE_URL`. May carry a password, so it is redacted when shown.
-    #[serde(serialize_with = "redacted_url")]
-    pub url: String,
-    pub max_connections: usize,
-    pub acquire_timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-    pub statement_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    /// `REDIS_URL`; unset (or empty) runs one instance with in-process state.
-    #[serde(serialize_with = "redacted_optional_url")]
-    pub url: Option<String>,
-    pub max_connections: usize,
-    pub timeout_ms: u64,
-    pub key_prefix: String,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// `GAD_JWT_SECRET` (secret, at least 32 bytes outside local and test).
-    #[serde(skip_deserializing, serialize_with = "redacted")]
-    pub jwt_secret: Option<SecretString>,
-    pub issuer: String,
-    pub audience: String,
-    pub access_token_ttl_s: u64,
-    pub refresh_token_ttl_s: u64,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
-    /// Requests per minute per client and per user (`GAD_RATE_LIMIT_GENERAL`).
-    pub general_per_minute: u32,
-    /// Login attempts per minute per client (`GAD_RATE_LIMIT_LOGIN`).
-    pub login_per_minute: u32,
-    /// Proxies whose `X-Forwarded-For` is believed (IP addresses or CIDR blocks).
-    pub trusted_proxies: Vec<String>,
-}
-
-/// How the bot receives updates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TelegramMode {
-    Webhook,
-    Polling,
-    Off,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelegramConfig {
-    /// `TELEGRAM_MODE`; defaults to `polling` with a token and `off` without one.
-    pub mode: Option<TelegramMode>,
-    /// `TELEGRAM_API_URL`.
-    pub api_url: String,
-    /// `TELEGRAM_BOT_USERNAME`, for deep links.
-    pub bot_username: Option<String>,
-    /// `TELEGRAM_BOT_TOKEN` (secret).
-    #[serde(skip_deserializing, serialize_with = "redacted")]
-    pub bot_token: Option<SecretString>,
-    /// `TELEGRAM_WEBHOOK_SECRET` (secret), checked against `X-Telegram-Bot-Api-Secret-Token`.
-    #[serde(skip_deserializing, serialize_with = "redacted")]
-    pub webhook_secret: Option<SecretString>,
-}
-
-impl TelegramConfig {
-    pub fn effective_mode(&self) -> TelegramMode {
-        match (self.mode, &self.bot_token) {
-            (_, None) => TelegramMode::Off,
-            (Some(mode), Some(_)) => mode,
-            (None, Some(_)) => TelegramMode::Polling,
-        }
-    }
-}
-
-/// The real-time service (`GET /ws/connect`, docs/WEBSOCKET.md).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WsConfig {
-    /// Seconds between WebSocket pings.
-    pub heartbeat_interval_s: u64,
-    /// Seconds of silence after which a peer is closed.
-    pub idle_timeout_s: u64,
-    /// Open connections per instance (503 at the handshake beyond).
-    pub max_connections: usize,
-    /// Open connections per user and instance (429 at the handshake beyond).
-    pub max_connections_per_user: usize,
-    /// Events queued for one connection before it is closed as a slow consumer (1013).
-    pub queue_size: usize,
-    /// Topics one connection may follow.
-    pub max_topics: usize,
-    /// Hours of event log that `resume` may replay.
-    pub replay_retention_h: u64,
-    /// The most events one `resume` replays (`resync_required` beyond).
-    pub replay_max_events: i64,
-    /// Milliseconds between reads of the event log when no commit notification came.
-    pub poll_interval_ms: u64,
-    /// Milliseconds between checks of live connections against revocations and token expiry.
-    pub revocation_check_interval_ms: u64,
-}
-
-/// How long personal and operational records are kept, and how the purge runs
-/// (docs/CONFIGURATION.md, docs/GDPR_DATA_MAPPING.md).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// Days of officers' location history.
-    pub location_history_days: u32,
-    /// Days of audit rows.
-    pub audit_days: u32,
-    /// Days of event log (at least as long as `ws.replay_retention_h`).
-    pub event_log_days: u32,
-    /// Days a processed Telegram update id is remembered.
-    pub processed_telegram_updates_days: u32,
-    /// Days expired credentials and stored idempotent responses are kept after expiry.
-    pub expired_credentials_days: u32,
-    /// Seconds between runs of the purge in `gad serve`; 0 leaves it to `gad purge`.
-    pub purge_interval_s: u64,
-    /// Rows deleted per transaction.
-    pub purge_batch_size: u32,
-}
-
-impl RetentionConfig {
-    pub fn policy(&self) -> RetentionPolicy {
-        let days = |days: u32| time::Duration::days(i64::from(days));
-        RetentionPolicy {
-            location_history: days(self.location_history_days),
-            audit_events: days(self.audit_days),
-            event_log: days(self.event_log_days),
-            processed_telegram_updates: days(self.processed_telegram_updates_days),
-            expired_credentials: days(self.expired_credentials_days),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthConfig {
-    pub probe_timeout_ms: u64,
 }
 
 /// Human-readable lines locally, JSON lines in staging and production.
@@ -303,6 +138,61 @@ const CONVENTIONAL: [(&str, &str); 9] = [
     ("TELEGRAM_MODE", "telegram.mode"),
     ("TELEGRAM_BOT_USERNAME", "telegram.bot_username"),
 ];
+
+/// How long personal and operational records are kept, and how the purge runs
+/// (docs/CONFIGURATION.md, docs/GDPR_DATA_MAPPING.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days of officers' location history.
+    pub location_history_days: u32,
+    /// Days of audit rows.
+    pub audit_days: u32,
+    /// Days of event log (at least as long as `ws.replay_retention_h`).
+    pub event_log_days: u32,
+    /// Days a processed Telegram update id is remembered.
+    pub processed_telegram_updates_days: u32,
+    /// Days expired credentials and stored idempotent responses are kept after expiry.
+    pub expired_credentials_days: u32,
+    /// Seconds between runs of the purge in `gad serve`; 0 leaves it to `gad purge`.
+    pub purge_interval_s: u64,
+    /// Rows deleted per transaction.
+    pub purge_batch_size: u32,
+}
+
+impl RetentionConfig {
+    pub fn policy(&self) -> RetentionPolicy {
+        let days = |days: u32| time::Duration::days(i64::from(days));
+        RetentionPolicy {
+            location_history: days(self.location_history_days),
+            audit_events: days(self.audit_days),
+            event_log: days(self.event_log_days),
+            processed_telegram_updates: days(self.processed_telegram_updates_days),
+            expired_credentials: days(self.expired_credentials_days),
+        }
+    }
+
+    fn problems(&self, ws: &WsSettings) -> Vec<String> {
+        let mut problems = Vec::new();
+        let periods = [
+            self.location_history_days,
+            self.audit_days,
+            self.event_log_days,
+            self.processed_telegram_updates_days,
+            self.expired_credentials_days,
+        ];
+        if periods.contains(&0) {
+            problems.push("retention periods must be at least 1 day".into());
+        }
+        if u64::from(self.event_log_days) * 24 * 3600 < ws.replay_retention.as_secs() {
+            problems.push("retention.event_log_days must cover ws.replay_retention_h".into());
+        }
+        if !(1..=100_000).contains(&self.purge_batch_size) {
+            problems.push("retention.purge_batch_size must be 1..=100000".into());
+        }
+        problems
+    }
+}
 
 impl Settings {
     /// Loads and validates the configuration of this process from every layer.
@@ -352,88 +242,23 @@ impl Settings {
 
     /// Everything wrong with these settings; deployed environments refuse unsafe choices.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
         let deployed = self.environment.is_deployed();
-        for (name, bind) in [("GAD_BIND", Some(&self.http.bind)), ("GAD_METRICS_BIND", self.metrics.bind.as_ref())] {
-            if let Some(bind) = bind
-                && bind.to_socket_addrs().map_or(true, |mut addrs| addrs.next().is_none())
-            {
-                problems.push(format!("{name} must be host:port, not {bind:?}"));
-            }
-        }
-        if self.http.body_limit_bytes == 0 || self.http.body_read_timeout_ms == 0 {
-            problems.push("http.body_limit_bytes and http.body_read_timeout_ms must be positive".into());
-        }
-        for origin in &self.http.cors_allowed_origins {
-            if origin == "*" {
-                problems.push("http.cors_allowed_origins must list origins; \"*\" is refused".into());
-            } else if !is_origin(origin) {
-                problems.push(format!("CORS origin {origin:?} must be scheme://host[:port] with http or https"));
-            } else if deployed && origin.starts_with("http://") {
-                problems.push(format!("CORS origin {origin:?} must use https in {}", self.environment.as_str()));
-            }
+        let mut problems = self.http.problems(deployed, self.environment.as_str());
+        if let Some(bind) = &self.metrics.bind
+            && !gad_http::is_socket_address(bind)
+        {
+            problems.push(format!("GAD_METRICS_BIND must be host:port, not {bind:?}"));
         }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log filter {:?} is invalid: {error}", self.log.filter));
         }
-        if self.database.max_connections == 0 {
-            problems.push("database.max_connections must be positive".into());
-        }
-        if self.redis.max_connections == 0 {
-            problems.push("redis.max_connections must be positive".into());
-        }
-        for proxy in &self.rate_limit.trusted_proxies {
-            if crate::startup::parse_network(proxy).is_none() {
-                problems.push(format!("trusted proxy {proxy:?} must be an IP address or a CIDR block"));
-            }
-        }
-        if self.rate_limit.general_per_minute == 0 || self.rate_limit.login_per_minute == 0 {
-            problems.push("rate limits must be at least 1 request per minute".into());
-        }
-        let ws = &self.ws;
-        if ws.heartbeat_interval_s == 0 || ws.idle_timeout_s <= ws.heartbeat_interval_s {
-            problems.push("ws.idle_timeout_s must be longer than a positive ws.heartbeat_interval_s".into());
-        }
-        if ws.max_connections == 0 || ws.max_connections_per_user == 0 || ws.queue_size == 0 || ws.max_topics == 0 {
-            problems.push("ws connection caps, queue size and topic cap must be positive".into());
-        }
-        if ws.replay_retention_h == 0 || ws.replay_max_events <= 0 {
-            problems.push("ws replay retention and replay_max_events must be positive".into());
-        }
-        if ws.poll_interval_ms == 0 || ws.revocation_check_interval_ms == 0 || ws.revocation_check_interval_ms > 4000 {
-            problems.push("ws.poll_interval_ms must be positive and ws.revocation_check_interval_ms 1..=4000".into());
-        }
-        let retention = &self.retention;
-        if [
-            retention.location_history_days,
-            retention.audit_days,
-            retention.event_log_days,
-            retention.processed_telegram_updates_days,
-            retention.expired_credentials_days,
-        ]
-        .contains(&0)
-        {
-            problems.push("retention periods must be at least 1 day".into());
-        }
-        if u64::from(retention.event_log_days) * 24 < ws.replay_retention_h {
-            problems.push("retention.event_log_days must cover ws.replay_retention_h".into());
-        }
-        if !(1..=100_000).contains(&retention.purge_batch_size) {
-            problems.push("retention.purge_batch_size must be 1..=100000".into());
-        }
-        if self.auth.access_token_ttl_s == 0 || self.auth.refresh_token_ttl_s <= self.auth.access_token_ttl_s {
-            problems.push("auth token lifetimes must be positive and refresh longer than access".into());
-        }
-        match &self.auth.jwt_secret {
-            Some(secret) if secret.expose_secret().len() < 32 && deployed => {
-                problems.push("GAD_JWT_SECRET must be at least 32 bytes".into());
-            }
-            None if deployed => problems.push("GAD_JWT_SECRET is required".into()),
-            _ => {}
-        }
-        if self.telegram.effective_mode() == TelegramMode::Webhook && self.telegram.webhook_secret.is_none() {
-            problems.push("TELEGRAM_MODE=webhook requires TELEGRAM_WEBHOOK_SECRET".into());
-        }
+        problems.extend(self.database.problems());
+        problems.extend(self.redis.problems());
+        problems.extend(self.rate_limit.problems());
+        problems.extend(self.ws.problems());
+        problems.extend(self.retention.problems(&self.ws));
+        problems.extend(self.auth.problems(deployed));
+        problems.extend(self.telegram.problems());
         if deployed && self.database.url == default_database_url() {
             problems.push("DATABASE_URL must be set explicitly".into());
         }
@@ -462,17 +287,6 @@ impl Settings {
     }
 }
 
-/// `scheme://host[:port]` exactly, as browsers send it in `Origin`.
-fn is_origin(origin: &str) -> bool {
-    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
-        return false;
-    };
-    let (host, port) = rest.rsplit_once(':').map_or((rest, None), |(host, port)| (host, Some(port)));
-    !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']'))
-        && port.is_none_or(|port| port.parse::<u16>().is_ok())
-}
-
 fn default_database_url() -> String {
     Settings::built_in(Environment::Local).map(|settings| settings.database.url).unwrap_or_default()
 }
@@ -492,47 +306,17 @@ fn var(name: &str) -> Option<String> {
 }
 
 /// A secret from `NAME`, or from the file named by `NAME_FILE` (container secrets).
-fn secret(name: &str) -> anyhow::Result<Option<SecretString>> {
+fn secret(name: &str) -> anyhow::Result<Option<Secret>> {
     if let Some(value) = var(name).filter(|value| !value.is_empty()) {
-        return Ok(Some(SecretString::from(value)));
+        return Ok(Some(Secret::from(value)));
     }
     match var(&format!("{name}_FILE")) {
         Some(path) => {
             let value = std::fs::read_to_string(&path)
                 .map_err(|error| anyhow::anyhow!("cannot read {name}_FILE {path:?}: {error}"))?;
-            Ok(Some(SecretString::from(value.trim_end().to_owned())))
+            Ok(Some(Secret::from(value.trim_end().to_owned())))
         }
         None => Ok(None),
-    }
-}
-
-fn redacted<S: serde::Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(if value.is_some() { "<set>" } else { "<unset>" })
-}
-
-fn redacted_url<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&redact_url(url))
-}
-
-fn redacted_optional_url<S: serde::Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
-    match url {
-        Some(url) => serializer.serialize_str(&redact_url(url)),
-        None => serializer.serialize_none(),
-    }
-}
-
-/// `scheme://user:password@host/db` → `scheme://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
-            let masked = if credentials.contains(':') { format!("{user}:***") } else { user.to_owned() };
-            format!("{scheme}://{masked}@{host}")
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -562,7 +346,7 @@ mod tests {
             assert_eq!(settings.environment, Environment::Test);
             assert_eq!(settings.http.workers, Some(1), "default.toml from the config dir");
             assert_eq!(settings.database.max_connections, 4, "<env>.toml beats default.toml");
-            assert_eq!(settings.http.body_limit_bytes, 20, "GAD__ beats files");
+            assert_eq!(settings.http.body_limit, 20, "GAD__ beats files");
             assert_eq!(settings.http.bind, "127.0.0.1:9001", "GAD_BIND beats GAD__HTTP__BIND");
             assert_eq!(settings.rate_limit.login_per_minute, 7);
             assert_eq!(settings.rate_limit.general_per_minute, 100, "built-in default");
@@ -589,7 +373,7 @@ mod tests {
             jail.create_file("jwt.txt", "s3cret-from-a-file-that-is-long-enough\n")?;
             jail.set_env("GAD_JWT_SECRET_FILE", "jwt.txt");
             let settings = load()?;
-            let secret = settings.auth.jwt_secret.as_ref().map(|s| s.expose_secret().to_owned());
+            let secret = settings.auth.jwt_secret.as_ref().map(|s| s.expose().to_owned());
             assert_eq!(secret.as_deref(), Some("s3cret-from-a-file-that-is-long-enough"));
 
             jail.create_dir("config")?;
@@ -677,11 +461,11 @@ mod tests {
     fn telegram_mode_follows_the_token() {
         Jail::expect_with(|jail| {
             jail.clear_env();
-            assert_eq!(load()?.telegram.effective_mode(), TelegramMode::Off);
+            assert_eq!(load()?.telegram.effective_mode(), gad_telegram::TelegramMode::Off);
             jail.set_env("TELEGRAM_BOT_TOKEN", "123:abc");
-            assert_eq!(load()?.telegram.effective_mode(), TelegramMode::Polling);
+            assert_eq!(load()?.telegram.effective_mode(), gad_telegram::TelegramMode::Polling);
             jail.set_env("TELEGRAM_MODE", "off");
-            assert_eq!(load()?.telegram.effective_mode(), TelegramMode::Off);
+            assert_eq!(load()?.telegram.effective_mode(), gad_telegram::TelegramMode::Off);
             Ok(())
         });
     }

@@ -3,9 +3,7 @@
 
 pub mod commands;
 pub mod config;
-pub mod password;
 pub mod realtime;
 pub mod retention;
-pub mod revocations;
 pub mod startup;
 pub mod telemetry;

@@ -1,37 +1,34 @@
-//! Wiring: builds the adapters from the settings, hands them to the HTTP layer as ports, binds
-//! the listeners and owns the graceful shutdown.
+//! Wiring: builds the adapters from their settings, hands them to the HTTP layer as ports, binds
+//! the listeners, starts the background jobs and owns the graceful shutdown.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
+use gad_domain::background::BackgroundJob;
+use gad_domain::clock::SystemClock;
 use gad_domain::events::CommitAnnouncements;
 use gad_domain::health::DependencyCheck;
-use gad_domain::limits::{Rate, RateLimiter};
+use gad_domain::limits::RateLimiter;
 use gad_domain::tasks::task::TaskStore;
 use gad_domain::users::Revocations;
 use gad_http::Services;
-use gad_http::auth::{TokenIssuer, TokenSettings};
+use gad_http::auth::{Argon2Hasher, TokenIssuer};
 use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
-use gad_http::{AppState, HttpSettings, MetricsEndpoint, Tickets};
+use gad_http::{AppState, MetricsEndpoint, Tickets};
 use gad_pg::{
     EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore,
-    PgPersonalDataStore, PgPool, PgRetentionStore, PgSettings, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore,
+    PgPersonalDataStore, PgPool, PgRetentionStore, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore,
     PostgresCheck,
 };
-use gad_redis::{
-    RedisCheck, RedisCommitAnnouncements, RedisPool, RedisRateLimiter, RedisResponseCache, RedisSettings,
-    RevocationChannel,
-};
-use gad_ws::{Realtime, WsSettings};
-use redis::aio::ConnectionManager;
-use secrecy::ExposeSecret;
+use gad_redis::{Redis, RedisPool, RevocationHub};
+use gad_ws::{EventLogs, Realtime};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::password::Argon2Hasher;
-use crate::revocations::RevocationHub;
 use crate::telemetry::prometheus;
 
 /// A bound, not yet running, GAD instance.
@@ -41,21 +38,51 @@ pub struct Application {
     api: Server,
     metrics: Option<Server>,
     realtime: Realtime,
-    retention_job: Option<tokio::task::AbortHandle>,
+    background: Background,
 }
 
-/// Redis, when configured: a pool for probes, one shared multiplexed connection for hot paths.
-struct Redis {
-    pool: RedisPool,
-    connection: ConnectionManager,
+/// Every background job of the instance: started here, stopped together through one
+/// cancellation signal, and waited for.
+struct Background {
+    stop: CancellationToken,
+    running: JoinSet<()>,
 }
 
-/// Stops a running instance gracefully: listeners close, in-flight requests finish.
+impl Background {
+    fn new() -> Self {
+        Self { stop: CancellationToken::new(), running: JoinSet::new() }
+    }
+
+    fn start(&mut self, jobs: impl IntoIterator<Item = BackgroundJob>) {
+        for BackgroundJob { name, run } in jobs {
+            let stop = self.stop.clone();
+            self.running.spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => tracing::debug!(job = name, "background job stopped"),
+                    () = run => tracing::error!(job = name, "background job ended by itself"),
+                }
+            });
+        }
+    }
+
+    /// Signals every job to stop and waits until they all have.
+    async fn stop(mut self) {
+        self.stop.cancel();
+        while let Some(outcome) = self.running.join_next().await {
+            if let Err(error) = outcome {
+                tracing::error!(%error, "a background job failed");
+            }
+        }
+    }
+}
+
+/// Stops a running instance gracefully: listeners close, in-flight requests finish, then the
+/// background jobs stop.
 #[derive(Clone)]
 pub struct StopHandle {
     servers: Vec<ServerHandle>,
     realtime: Realtime,
-    retention_job: Option<tokio::task::AbortHandle>,
+    background: CancellationToken,
 }
 
 impl StopHandle {
@@ -63,15 +90,13 @@ impl StopHandle {
     /// Live sockets are closed with 1001 (going away) so that clients reconnect elsewhere.
     pub fn stop(&self) -> impl Future<Output = ()> + use<> {
         self.realtime.hub().close_all(gad_ws::close::GOING_AWAY);
-        // A purge batch cut short rolls back; the next run redoes it.
-        if let Some(job) = &self.retention_job {
-            job.abort();
-        }
         let draining: Vec<_> = self.servers.iter().map(|server| server.stop(true)).collect();
+        let background = self.background.clone();
         async move {
             for server in draining {
                 server.await;
             }
+            background.cancel();
         }
     }
 }
@@ -93,54 +118,36 @@ impl std::fmt::Debug for StopHandle {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pg_pool = gad_pg::build_pool(&pg_settings(settings))?;
-        let redis = match &settings.redis.url {
-            Some(url) => {
-                let redis_settings = RedisSettings {
-                    url: url.clone(),
-                    max_connections: settings.redis.max_connections,
-                    timeout: Duration::from_millis(settings.redis.timeout_ms),
-                    key_prefix: settings.redis.key_prefix.clone(),
-                };
-                Some(Redis {
-                    pool: gad_redis::build_pool(&redis_settings)?,
-                    connection: gad_redis::shared_connection(&redis_settings)?,
-                })
-            }
-            None => None,
-        };
-        let redis_pool = redis.as_ref().map(|redis| redis.pool.clone());
+        let pg_pool = pg_pool(settings)?;
+        let redis = Redis::connect(&settings.redis)?;
+        let mut background = Background::new();
 
         let mut dependencies: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(PostgresCheck::new(pg_pool.clone()))];
-        if let Some(pool) = &redis_pool {
-            let timeout = Duration::from_millis(settings.redis.timeout_ms);
-            dependencies.push(Arc::new(RedisCheck::new(pool.clone(), timeout)));
+        if let Some(redis) = &redis {
+            dependencies.push(Arc::new(redis.check()));
         }
         let state = AppState {
             dependencies: dependencies.into(),
-            probe_timeout: Duration::from_millis(settings.health.probe_timeout_ms),
+            probe_timeout: settings.health.probe_timeout,
             version: env!("CARGO_PKG_VERSION"),
             started_at: Instant::now(),
         };
-        let auth = services(settings, &pg_pool, redis.as_ref())?;
-        let realtime =
-            realtime(settings, &pg_pool, redis.as_ref(), Arc::clone(&auth.revocations), Arc::clone(&auth.tasks))?;
+        let services = services(settings, &pg_pool, redis.as_ref(), &mut background)?;
+        let realtime = realtime(
+            settings,
+            &pg_pool,
+            redis.as_ref(),
+            Arc::clone(&services.revocations),
+            Arc::clone(&services.tasks),
+            &mut background,
+        )?;
         let tickets = Tickets(Arc::new(PgTicketStore::new(pg_pool.clone())));
-        let metrics = metrics_endpoint(settings, pg_pool.clone(), redis_pool);
+        let metrics = metrics_endpoint(settings, pg_pool.clone(), redis.as_ref().map(|redis| redis.pool().clone()));
 
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
-        let http = HttpSettings {
-            body_limit: settings.http.body_limit_bytes,
-            cors_allowed_origins: settings.http.cors_allowed_origins.clone(),
-            hsts: settings.http.hsts,
-            workers: settings.http.workers,
-            shutdown_timeout: Duration::from_secs(settings.http.shutdown_timeout_s),
-            separate_metrics_listener: settings.metrics.bind.is_some(),
-            body_read_timeout: Duration::from_millis(settings.http.body_read_timeout_ms),
-        };
         let routes = crate::realtime::routes(realtime.clone(), tickets);
-        let api = gad_http::api_server_with(listener, state, auth, metrics.clone(), &http, Some(routes))?;
+        let api = gad_http::api_server(listener, state, services, metrics.clone(), &settings.http, routes)?;
         let (metrics, metrics_port) = match &settings.metrics.bind {
             Some(bind) => {
                 let listener = TcpListener::bind(bind)?;
@@ -149,13 +156,14 @@ impl Application {
             }
             None => (None, None),
         };
-        let retention_job = (settings.retention.purge_interval_s > 0).then(|| {
+        if settings.retention.purge_interval_s > 0 {
             let store = Arc::new(PgRetentionStore::new(pg_pool.clone(), settings.retention.purge_batch_size));
             let every = Duration::from_secs(settings.retention.purge_interval_s);
-            tokio::spawn(crate::retention::purge_periodically(store, settings.retention.policy(), every)).abort_handle()
-        });
+            let purge = crate::retention::purge_periodically(store, settings.retention.policy(), every);
+            background.start([BackgroundJob::new("retention purge", purge)]);
+        }
         tracing::info!(port, metrics_port, environment = settings.environment.as_str(), "listening");
-        Ok(Self { port, metrics_port, api, metrics, realtime, retention_job })
+        Ok(Self { port, metrics_port, api, metrics, realtime, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -169,20 +177,20 @@ impl Application {
     pub fn stop_handle(&self) -> StopHandle {
         let mut servers = vec![self.api.handle()];
         servers.extend(self.metrics.as_ref().map(Server::handle));
-        StopHandle { servers, realtime: self.realtime.clone(), retention_job: self.retention_job.clone() }
+        StopHandle { servers, realtime: self.realtime.clone(), background: self.background.stop.clone() }
     }
 
-    /// Serves until every server has stopped.
+    /// Serves until every server has stopped, then stops the background jobs and waits for them.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        match self.metrics {
+        let served = match self.metrics {
             Some(metrics) => {
                 let (api, metrics) = tokio::join!(self.api, metrics);
-                api?;
-                metrics?;
+                api.and(metrics)
             }
-            None => self.api.await?,
-        }
-        Ok(())
+            None => self.api.await,
+        };
+        self.background.stop().await;
+        Ok(served?)
     }
 }
 
@@ -190,38 +198,26 @@ impl Application {
 const EVENT_NUMBERING_SWEEP: Duration = Duration::from_secs(1);
 
 /// The API's ports: PostgreSQL stores, argon2id, the revocation hub (announcements over Redis
-/// when configured) and the token keys.
-fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> anyhow::Result<Services> {
+/// when configured) and the token keys. Starts the event numbering and the hub's jobs.
+fn services(
+    settings: &Settings,
+    pg_pool: &PgPool,
+    redis: Option<&Redis>,
+    background: &mut Background,
+) -> anyhow::Result<Services> {
     let store = PgAuthStore::new(pg_pool.clone());
     let numbering = EventNumbering::new(pg_pool.clone());
-    tokio::spawn(numbering.clone().run(EVENT_NUMBERING_SWEEP));
-    let channel = match (&settings.redis.url, redis) {
-        (Some(url), Some(redis)) => {
-            Some(RevocationChannel::new(url, redis.connection.clone(), &settings.redis.key_prefix)?)
-        }
-        _ => None,
+    background.start([BackgroundJob::new("event numbering", numbering.clone().run(EVENT_NUMBERING_SWEEP))]);
+    let channel = redis.map(Redis::revocation_channel).transpose()?;
+    let revocations = RevocationHub::new(Arc::new(store.clone()), channel, settings.auth.access_ttl());
+    background.start(revocations.jobs());
+    let tokens = TokenIssuer::new(&settings.auth)?;
+    let local: Arc<dyn RateLimiter> = Arc::new(InProcessRateLimiter::default());
+    // Counted in Redis when configured (falling back to this process while it is away).
+    let limiter: Arc<dyn RateLimiter> = match redis {
+        Some(redis) => Arc::new(redis.rate_limiter(local)),
+        None => local,
     };
-    let access_ttl = time::Duration::seconds(i64::try_from(settings.auth.access_token_ttl_s)?);
-    let refresh_ttl = time::Duration::seconds(i64::try_from(settings.auth.refresh_token_ttl_s)?);
-    let revocations = RevocationHub::new(store.clone(), channel, access_ttl);
-    revocations.spawn_sync();
-    let secret = match &settings.auth.jwt_secret {
-        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-        None => {
-            // Allowed only locally and in tests (validation refuses it elsewhere).
-            tracing::warn!("GAD_JWT_SECRET is unset: signing with a random key; tokens die with this process");
-            let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key).map_err(|error| anyhow::anyhow!("no randomness for a signing key: {error}"))?;
-            key
-        }
-    };
-    let tokens = TokenIssuer::new(TokenSettings {
-        secret,
-        issuer: settings.auth.issuer.clone(),
-        audience: settings.auth.audience.clone(),
-        access_ttl,
-        refresh_ttl,
-    });
     Ok(Services {
         logins: Arc::new(store.clone()),
         sessions: Arc::new(store),
@@ -235,85 +231,53 @@ fn services(settings: &Settings, pg_pool: &PgPool, redis: Option<&Redis>) -> any
         tasks: Arc::new(PgTaskStore::new(pg_pool.clone(), numbering)),
         idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),
         stats: Arc::new(PgStatsStore::new(pg_pool.clone())),
+        clock: Arc::new(SystemClock),
         response_cache: match redis {
-            Some(redis) => Arc::new(RedisResponseCache::new(redis.connection.clone(), &settings.redis.key_prefix)),
+            Some(redis) => Arc::new(redis.response_cache()),
             None => Arc::new(InProcessResponseCache::default()),
         },
-        rate_limits: rate_limit_policy(settings, redis, &tokens),
+        rate_limits: RateLimitPolicy::new(&settings.rate_limit, limiter, tokens.clone()),
         tokens,
     })
 }
 
-/// The real-time service: the relay over the event log and the hub.
+/// The real-time service: the relay over the event log and the hub; starts the relay's jobs.
 fn realtime(
     settings: &Settings,
     pg_pool: &PgPool,
     redis: Option<&Redis>,
     revocations: Arc<dyn Revocations>,
     tasks: Arc<dyn TaskStore>,
+    background: &mut Background,
 ) -> anyhow::Result<Realtime> {
-    let ws = &settings.ws;
-    let ws_settings = WsSettings {
-        heartbeat_interval: Duration::from_secs(ws.heartbeat_interval_s),
-        idle_timeout: Duration::from_secs(ws.idle_timeout_s),
-        max_connections: ws.max_connections,
-        max_connections_per_user: ws.max_connections_per_user,
-        queue_size: ws.queue_size,
-        max_topics: ws.max_topics,
-        replay_retention: time::Duration::hours(i64::try_from(ws.replay_retention_h).unwrap_or(i64::MAX / 3600)),
-        replay_max_events: ws.replay_max_events,
-        poll_interval: Duration::from_millis(ws.poll_interval_ms),
-        revocation_check_interval: Duration::from_millis(ws.revocation_check_interval_ms),
-        allowed_origins: settings.http.cors_allowed_origins.clone(),
-        ..WsSettings::default()
-    };
-    let log = Arc::new(PgEventLog::new(pg_pool.clone(), &settings.database.url));
     // The relay reads on a connection of its own: behind a saturated pool it would add the
     // requests' queueing to every delivery.
-    let relay_pool = gad_pg::build_pool(&PgSettings { max_connections: 1, ..pg_settings(settings) })?;
-    let relay_log = Arc::new(PgEventLog::new(relay_pool, &settings.database.url));
-    let peers: Option<Arc<dyn CommitAnnouncements>> = match (&settings.redis.url, redis) {
-        (Some(url), Some(redis)) => {
-            let origin = uuid::Uuid::now_v7();
-            let prefix = &settings.redis.key_prefix;
-            Some(Arc::new(RedisCommitAnnouncements::new(url, redis.connection.clone(), prefix, origin)?))
-        }
-        _ => None,
+    let relay_pool = gad_pg::build_pool(
+        &gad_pg::PgSettings { max_connections: 1, ..settings.database.clone() },
+        &application_name(settings),
+    )?;
+    let logs = EventLogs {
+        replay: Arc::new(PgEventLog::new(pg_pool.clone(), &settings.database.url)),
+        relay: Arc::new(PgEventLog::new(relay_pool, &settings.database.url)),
     };
-    Ok(Realtime::start(ws_settings, log, relay_log, tasks, revocations, peers))
-}
-
-/// Limits per client and user: counted in Redis when configured (falling back to this process
-/// while it is away), in this process otherwise.
-fn rate_limit_policy(settings: &Settings, redis: Option<&Redis>, tokens: &TokenIssuer) -> RateLimitPolicy {
-    let local: Arc<dyn RateLimiter> = Arc::new(InProcessRateLimiter::default());
-    let limiter: Arc<dyn RateLimiter> = match redis {
-        Some(redis) => Arc::new(RedisRateLimiter::new(redis.connection.clone(), &settings.redis.key_prefix, local)),
-        None => local,
+    let peers: Option<Arc<dyn CommitAnnouncements>> = match redis {
+        Some(redis) => Some(Arc::new(redis.commit_announcements(uuid::Uuid::now_v7())?)),
+        None => None,
     };
-    RateLimitPolicy {
-        limiter,
-        general: Rate::per_minute(settings.rate_limit.general_per_minute),
-        login: Rate::per_minute(settings.rate_limit.login_per_minute),
-        trusted_proxies: settings.rate_limit.trusted_proxies.iter().filter_map(|proxy| parse_network(proxy)).collect(),
-        tokens: Some(tokens.clone()),
-    }
+    let (realtime, jobs) =
+        Realtime::new(settings.ws.clone(), &settings.http.cors_allowed_origins, logs, tasks, revocations, peers);
+    background.start(jobs);
+    Ok(realtime)
 }
 
-/// An address or a CIDR block.
-pub fn parse_network(raw: &str) -> Option<ipnet::IpNet> {
-    raw.parse::<ipnet::IpNet>().ok().or_else(|| raw.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+/// How this instance's connections show in PostgreSQL (`pg_stat_activity`).
+fn application_name(settings: &Settings) -> String {
+    format!("gad-{}", settings.environment.as_str())
 }
 
-pub fn pg_settings(settings: &Settings) -> PgSettings {
-    PgSettings {
-        url: settings.database.url.clone(),
-        max_connections: settings.database.max_connections,
-        acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
-        connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
-        statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
-        application_name: format!("gad-{}", settings.environment.as_str()),
-    }
+/// The PostgreSQL pool of this instance.
+pub fn pg_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    Ok(gad_pg::build_pool(&settings.database, &application_name(settings))?)
 }
 
 /// Renders the Prometheus exposition, sampling pool and process gauges at scrape time.
@@ -330,8 +294,7 @@ fn metrics_endpoint(settings: &Settings, pg_pool: PgPool, redis_pool: Option<Red
         handle.run_upkeep();
         handle.render()
     };
-    let token = settings.metrics.token.as_ref().map(|token| token.expose_secret().to_owned());
-    MetricsEndpoint::new(Arc::new(render), token)
+    MetricsEndpoint::new(Arc::new(render), &settings.metrics)
 }
 
 fn record_pool(pool: &'static str, status: deadpool::Status) {

@@ -6,6 +6,8 @@
 //! generics leaking into routing.
 
 pub mod audit;
+pub mod background;
+pub mod clock;
 pub mod consent;
 pub mod error;
 pub mod events;
@@ -13,6 +15,7 @@ pub mod health;
 pub mod idempotency;
 mod ids;
 pub mod limits;
+pub mod settings;
 pub mod stats;
 pub mod tasks;
 pub mod users;

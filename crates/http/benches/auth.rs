@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use gad_domain::error::StoreError;
 use gad_domain::limits::{Rate, RateLimiter};
+use gad_domain::settings::Secret;
 use gad_domain::users::policy::{Actor, may_read_user};
 use gad_domain::users::{Revocation, RevocationSet, Revocations, RevokedToken, Role, TokenIdentity, UserId};
-use gad_http::auth::{TokenIssuer, TokenSettings, authenticate};
+use gad_http::auth::{AuthSettings, TokenIssuer, authenticate};
 use gad_http::rate_limit::InProcessRateLimiter;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -32,13 +33,14 @@ impl Revocations for InMemory {
 }
 
 fn bench(c: &mut Criterion) {
-    let tokens = TokenIssuer::new(TokenSettings {
-        secret: b"a-benchmark-signing-key-of-sufficient-length".to_vec(),
+    let tokens = TokenIssuer::new(&AuthSettings {
+        jwt_secret: Some(Secret::new("a-benchmark-signing-key-of-sufficient-length")),
         issuer: "gad".into(),
         audience: "gad-api".into(),
-        access_ttl: Duration::minutes(15),
-        refresh_ttl: Duration::days(14),
-    });
+        access_token_ttl: std::time::Duration::from_secs(15 * 60),
+        refresh_token_ttl: std::time::Duration::from_secs(14 * 86_400),
+    })
+    .expect("issuer");
     // A busy revocation list: ten thousand logouts in the last quarter of an hour.
     let revocations = InMemory(RevocationSet::default());
     let expires_at = OffsetDateTime::now_utc() + Duration::minutes(10);

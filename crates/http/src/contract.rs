@@ -203,8 +203,10 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
     Some(match (path, name) {
         ("/api/v1/tasks", "status") => json!({"type": "array", "items": one_of(statuses())}),
         ("/api/v1/tasks", "sort") => one_of(["-created_at", "priority", "scheduled_start"]),
-        ("/api/v1/tasks", "q") | ("/api/v1/users", "q") => free_text(200),
-        ("/api/v1/audit-events", "action" | "resource_type") => free_text(200),
+        ("/api/v1/tasks", "q") => free_text(200),
+        // Compared as given; only NUL is refused, for every query parameter (the envelope).
+        ("/api/v1/users", "q") => json!({"type": "string", "maxLength": 100, "pattern": "^[^\\x00]*$"}),
+        ("/api/v1/audit-events", "action" | "resource_type") => json!({"type": "string", "pattern": "^[^\\x00]*$"}),
         ("/api/v1/officers/nearest", "limit") => page_limit(100),
         ("/api/v1/officers/nearest", "available_only") | ("/api/v1/users", "is_active") => boolean_text(),
         ("/api/v1/geo/map", "radius_m") => number(100.0, 100_000.0),
@@ -252,7 +254,7 @@ fn field_schema(schema: &str, property: &str) -> Option<Value> {
             })
         }
         ("LoginRequest" | "LoginForm", _) => return None,
-        (_, "password" | "current_password") => json!({"type": "string", "minLength": 12, "maxLength": 128}),
+        (_, "password") => json!({"type": "string", "minLength": 12, "maxLength": 128}),
         (_, "first_name" | "last_name") => {
             // Python's `[^\W\d_]` (the engine the fuzzers use) is a Unicode letter.
             let edge = r"([^\W\d_]|['.-])";

@@ -17,5 +17,5 @@ mod state;
 mod validation;
 
 pub use routes::ws_tickets::{TICKET_LIFETIME, Tickets, socket_owner};
-pub use server::{ExtraRoutes, HttpSettings, api_server, api_server_with, metrics_server};
-pub use state::{AppState, MetricsEndpoint, Services};
+pub use server::{ExtraRoutes, HttpSettings, api_server, is_socket_address, metrics_server};
+pub use state::{AppState, HealthSettings, MetricsEndpoint, MetricsSettings, Services};

@@ -22,9 +22,43 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter as Governor};
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::TokenIssuer;
 use crate::error::ApiError;
+
+/// The `rate_limit` section of the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests per minute per client and per user (`GAD_RATE_LIMIT_GENERAL`).
+    pub general_per_minute: u32,
+    /// Login attempts per minute per client (`GAD_RATE_LIMIT_LOGIN`).
+    pub login_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (IP addresses or CIDR blocks).
+    pub trusted_proxies: Vec<String>,
+}
+
+impl RateLimitSettings {
+    /// Everything wrong with this section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for proxy in &self.trusted_proxies {
+            if parse_network(proxy).is_none() {
+                problems.push(format!("trusted proxy {proxy:?} must be an IP address or a CIDR block"));
+            }
+        }
+        if self.general_per_minute == 0 || self.login_per_minute == 0 {
+            problems.push("rate limits must be at least 1 request per minute".into());
+        }
+        problems
+    }
+}
+
+/// An address or a CIDR block.
+fn parse_network(raw: &str) -> Option<IpNet> {
+    raw.parse::<IpNet>().ok().or_else(|| raw.parse::<IpAddr>().ok().map(IpNet::from))
+}
 
 /// The limits and where to count them; shared by every worker.
 #[derive(Clone)]
@@ -38,7 +72,20 @@ pub struct RateLimitPolicy {
     pub trusted_proxies: Vec<IpNet>,
     /// Lets the middleware recognise the user of a request, so that both budgets are counted
     /// in one call; authentication proper still happens in the extractor.
-    pub tokens: Option<TokenIssuer>,
+    pub tokens: TokenIssuer,
+}
+
+impl RateLimitPolicy {
+    /// The configured limits, counted by `limiter`.
+    pub fn new(settings: &RateLimitSettings, limiter: Arc<dyn RateLimiter>, tokens: TokenIssuer) -> Self {
+        Self {
+            limiter,
+            general: Rate::per_minute(settings.general_per_minute),
+            login: Rate::per_minute(settings.login_per_minute),
+            trusted_proxies: settings.trusted_proxies.iter().filter_map(|proxy| parse_network(proxy)).collect(),
+            tokens,
+        }
+    }
 }
 
 impl std::fmt::Debug for RateLimitPolicy {
@@ -118,7 +165,7 @@ pub(crate) async fn rate_limit(
     let (scope, rate) = if path == "/api/v1/auth/login" { ("login", policy.login) } else { ("ip", policy.general) };
     let mut checks = vec![(format!("{scope}:{ip}"), rate)];
     if scope == "ip"
-        && let Some(user) = bearer_subject(&req, policy.tokens.as_ref())
+        && let Some(user) = bearer_subject(&req, &policy.tokens)
     {
         checks.push((format!("user:{user}"), policy.general));
         req.extensions_mut().insert(UserCounted);
@@ -143,10 +190,10 @@ pub(crate) async fn rate_limit(
 }
 
 /// The subject of a well-signed bearer token, if the request carries one.
-fn bearer_subject(req: &ServiceRequest, tokens: Option<&TokenIssuer>) -> Option<uuid::Uuid> {
+fn bearer_subject(req: &ServiceRequest, tokens: &TokenIssuer) -> Option<uuid::Uuid> {
     let header = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
     let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "))?;
-    tokens?.verify(token.trim()).map(|claims| claims.sub)
+    tokens.verify(token.trim()).map(|claims| claims.sub)
 }
 
 /// Counts the requests of an authenticated user; called by authentication.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gad_domain::audit::AuditLog;
+use gad_domain::clock::Clock;
 use gad_domain::consent::ConsentStore;
 use gad_domain::consent::export::PersonalDataStore;
 use gad_domain::health::DependencyCheck;
@@ -12,6 +13,9 @@ use gad_domain::stats::{ResponseCache, StatsStore};
 use gad_domain::tasks::officer::OfficerStore;
 use gad_domain::tasks::task::TaskStore;
 use gad_domain::users::{LoginStore, PasswordHasher, Revocations, SessionStore, UserStore};
+
+use gad_domain::settings::{self, Secret};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::TokenIssuer;
 use crate::rate_limit::RateLimitPolicy;
@@ -37,22 +41,50 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The `health` section of the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Upper bound for one readiness probe.
+    #[serde(rename = "probe_timeout_ms", with = "settings::millis")]
+    pub probe_timeout: Duration,
+}
+
+/// The `metrics` section of the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` of the private metrics listener (`GAD_METRICS_BIND`); unset serves `/metrics`
+    /// on the API listener.
+    pub bind: Option<String>,
+    /// Bearer token for `/metrics` on the API listener (`GAD_METRICS_TOKEN`; secret).
+    #[serde(skip_deserializing, serialize_with = "settings::redacted")]
+    pub token: Option<Secret>,
+}
+
 /// The Prometheus endpoint: how to render the exposition and, when it is served on the public
 /// listener, the bearer token that guards it.
 #[derive(Clone)]
 pub struct MetricsEndpoint {
     render: Arc<dyn Fn() -> String + Send + Sync>,
     token: Option<Arc<str>>,
+    own_listener: bool,
 }
 
 impl MetricsEndpoint {
-    pub fn new(render: Arc<dyn Fn() -> String + Send + Sync>, token: Option<String>) -> Self {
-        Self { render, token: token.map(Into::into) }
+    pub fn new(render: Arc<dyn Fn() -> String + Send + Sync>, settings: &MetricsSettings) -> Self {
+        let token = settings.token.as_ref().map(|token| Arc::from(token.expose()));
+        Self { render, token, own_listener: settings.bind.is_some() }
     }
 
     /// The same endpoint without a token, for the private metrics listener.
     pub fn unguarded(&self) -> Self {
-        Self { render: Arc::clone(&self.render), token: None }
+        Self { render: Arc::clone(&self.render), token: None, own_listener: true }
+    }
+
+    /// Whether metrics have their own listener (then the API's `/metrics` needs the token).
+    pub(crate) fn has_own_listener(&self) -> bool {
+        self.own_listener
     }
 
     pub(crate) fn render(&self) -> String {
@@ -86,6 +118,8 @@ pub struct Services {
     pub tasks: Arc<dyn TaskStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub stats: Arc<dyn StatsStore>,
+    /// The time use cases read.
+    pub clock: Arc<dyn Clock>,
     /// Redis when configured, else this instance's memory.
     pub response_cache: Arc<dyn ResponseCache>,
     pub tokens: TokenIssuer,

@@ -6,6 +6,7 @@ use gad_domain::users::InvalidValue;
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use validator::{ValidationError, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::{ApiError, FieldError};
 
@@ -35,10 +36,7 @@ impl Fields {
 
     /// An RFC 3339 time, in UTC (as every time the API shows).
     pub(crate) fn time(&mut self, field: &str, raw: &str) -> Option<OffsetDateTime> {
-        let parsed = OffsetDateTime::parse(raw, &Rfc3339)
-            .map(|time| time.to_offset(time::UtcOffset::UTC))
-            .map_err(|_| InvalidValue("must be an RFC 3339 time"));
-        self.check(field, parsed)
+        self.check(field, parse_time(raw))
     }
 
     /// A point whose coordinates are reported as `<prefix>lat` and `<prefix>lng`.
@@ -60,6 +58,49 @@ impl Fields {
         self.finish()?;
         value().ok_or_else(|| ApiError::internal("validated input was incomplete"))
     }
+}
+
+/// An RFC 3339 time, in UTC (as every time the API shows).
+pub(crate) fn parse_time(raw: &str) -> Result<OffsetDateTime, InvalidValue> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .map(|time| time.to_offset(time::UtcOffset::UTC))
+        .map_err(|_| InvalidValue("must be an RFC 3339 time"))
+}
+
+/// A `validator` check that runs a domain parser, so that each rule is written once.
+pub(crate) fn valid<T>(parsed: Result<T, InvalidValue>) -> Result<(), ValidationError> {
+    parsed.map(drop).map_err(|InvalidValue(message)| ValidationError::new("invalid").with_message(message.into()))
+}
+
+/// Every failure `validator` found, as one 422; nested fields are named by their dotted path.
+pub(crate) fn invalid(errors: &ValidationErrors) -> ApiError {
+    let mut details = Vec::new();
+    collect(errors, "", &mut details);
+    details.sort_by(|left, right| left.field.cmp(&right.field));
+    ApiError::validation(details)
+}
+
+fn collect(errors: &ValidationErrors, prefix: &str, details: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let path = format!("{prefix}{field}");
+        match kind {
+            ValidationErrorsKind::Field(failures) => details.extend(failures.iter().map(|failure| FieldError {
+                field: path.clone(),
+                message: failure.message.as_deref().unwrap_or("is invalid").to_owned(),
+            })),
+            ValidationErrorsKind::Struct(nested) => collect(nested, &format!("{path}."), details),
+            ValidationErrorsKind::List(items) => {
+                for (index, nested) in items {
+                    collect(nested, &format!("{path}[{index}]."), details);
+                }
+            }
+        }
+    }
+}
+
+/// The 422 of one field, for a value that a check has already passed.
+pub(crate) fn at(field: &'static str) -> impl Fn(InvalidValue) -> ApiError {
+    move |error| ApiError::validation(vec![FieldError { field: field.into(), message: error.to_string() }])
 }
 
 /// Every query parameter of `req` in order, repeated ones included; a malformed query string is

@@ -8,7 +8,7 @@ use gad_domain::audit::AuditEntry;
 use gad_domain::error::StoreError;
 use gad_domain::users::{
     EmailAddress, LOCKOUT, LoginRecord, LoginStore, MAX_FAILED_LOGINS, NewSession, PasswordHash, Revocation,
-    RevokedToken, Rotation, SessionStore, TokenIdentity, UserId,
+    RevocationLog, RevokedToken, Rotation, SessionStore, TokenIdentity, UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -29,10 +29,13 @@ impl PgAuthStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+}
 
-    /// Revocations recorded after `since`: the catch-up that keeps every instance's
-    /// `RevocationSet` complete even when an announcement was missed.
-    pub async fn revocations_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
+/// The catch-up that keeps every instance's `RevocationSet` complete even when an announcement
+/// was missed, and the authoritative check meanwhile.
+#[async_trait]
+impl RevocationLog for PgAuthStore {
+    async fn revocations_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
         let mut conn = connection(&self.pool).await?;
         let tokens: Vec<(Uuid, Uuid, OffsetDateTime)> = revoked_access_tokens::table
             .filter(revoked_access_tokens::revoked_at.gt(since))
@@ -65,8 +68,7 @@ impl PgAuthStore {
         Ok(tokens.chain(users).chain(sessions).collect())
     }
 
-    /// The authoritative check, used while announcements between instances may be missed.
-    pub async fn is_revoked(&self, token: &TokenIdentity) -> Result<bool, StoreError> {
+    async fn is_revoked(&self, token: &TokenIdentity) -> Result<bool, StoreError> {
         #[derive(QueryableByName)]
         struct Revoked {
             #[diesel(sql_type = Bool)]

@@ -63,6 +63,14 @@ pub(crate) fn violated_unique_constraint(error: &DieselError) -> Option<&str> {
     }
 }
 
+/// The foreign key a statement violated, if that is why it failed.
+pub(crate) fn violated_foreign_key(error: &DieselError) -> Option<&str> {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => info.constraint_name(),
+        _ => None,
+    }
+}
+
 /// Server messages of an outage (diesel keeps the message, not the SQLSTATE): statement timeout
 /// (57014), administrator or crash shutdown (57P01, 57P02), start-up or shutdown in progress
 /// (57P03), no connection slot left (53300).

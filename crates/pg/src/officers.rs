@@ -12,6 +12,7 @@ use gad_domain::tasks::officer::{
     Availability, LocationReport, NearbyOfficer, NearestQuery, NewOfficer, Officer, OfficerChanges, OfficerError,
     OfficerId, OfficerLocation, OfficerQuery, OfficerStore,
 };
+use gad_domain::tasks::record::EventType;
 use gad_domain::users::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -184,7 +185,7 @@ pub(crate) async fn move_availability(
     rows.sort_by_key(|row| row.id);
     for row in rows {
         let officer = row.into_officer().map_err(|error| corrupt_row(&error))?;
-        append_event(conn, &officer, "officer.availability_changed", entry).await?;
+        append_event(conn, &officer, EventType::OfficerAvailabilityChanged.as_str(), entry).await?;
     }
     Ok(())
 }
@@ -354,7 +355,7 @@ impl OfficerStore for PgOfficerStore {
                 .prepared()
                 .execute(conn)
                 .await?;
-                Ok(reload_with_event(conn, id.as_uuid(), Some("officer.location_updated"), &entry).await?)
+                Ok(reload_with_event(conn, id.as_uuid(), Some(EventType::OfficerLocationUpdated.as_str()), &entry).await?)
             })
             .await;
         let outcome = events::after_commit(&self.numbering, outcome);
@@ -385,7 +386,8 @@ impl OfficerStore for PgOfficerStore {
                 if changed == 0 {
                     return Ok(None);
                 }
-                reload_with_event(conn, id.as_uuid(), Some("officer.availability_changed"), &entry).await
+                reload_with_event(conn, id.as_uuid(), Some(EventType::OfficerAvailabilityChanged.as_str()), &entry)
+                    .await
             })
             .await
             .map_err(query_error);

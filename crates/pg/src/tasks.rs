@@ -1,27 +1,30 @@
-//! Tasks in PostgreSQL: every write in one transaction with its audit row and event; a
-//! transition also writes its history row and moves the officers' availability. The database
-//! itself refuses a second in-progress task for an officer (see the dispatch migration).
+//! Tasks in PostgreSQL. The adapter persists what the use cases decide: every write runs in one
+//! transaction with its audit row and events (`PgTaskStore::write`), and the event numbering is
+//! woken once it committed. The database itself refuses a second in-progress task for an
+//! officer (see the dispatch migration); violated constraints are recognised by name.
 
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::query_builder::BoxedSqlQuery;
 use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::future::BoxFuture;
 use gad_domain::audit::AuditEntry;
 use gad_domain::error::StoreError;
 use gad_domain::tasks::geo::GeoPoint;
 use gad_domain::tasks::officer::OfficerId;
-use gad_domain::tasks::state::{TaskAction, TaskStatus};
+use gad_domain::tasks::record::{Dispatched, EventPayload, EventType, Record};
+use gad_domain::tasks::state::OfficerMove;
 use gad_domain::tasks::task::{
-    Map, MapOfficer, MapTask, NewTask, StatusChange, Task, TaskError, TaskFields, TaskId, TaskQuery, TaskSort,
-    TaskStore,
+    Decide, Map, MapOfficer, MapTask, NewTask, StatusChange, Task, TaskError, TaskFields, TaskId, TaskQuery, TaskSort,
+    TaskStore, TaskWrite, TransitionWrite,
 };
 use gad_domain::users::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::errors::{corrupt_row, query_error, violated_unique_constraint};
+use crate::errors::{corrupt_row, query_error, violated_foreign_key, violated_unique_constraint};
 use crate::events::{self, EventNumbering, NewEvent};
 use crate::officers;
 use crate::pool::{PgPool, connection};
@@ -36,6 +39,17 @@ pub struct PgTaskStore {
 impl PgTaskStore {
     pub fn new(pool: PgPool, numbering: EventNumbering) -> Self {
         Self { pool, numbering }
+    }
+
+    /// The one shape of every task write: `work` in one transaction (rolled back whole when it
+    /// fails), then the event numbering woken once the events it appended are committed.
+    async fn write<T: Send>(
+        &self,
+        work: impl for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, Failure>> + Send,
+    ) -> Result<T, TaskError> {
+        let mut conn = connection(&self.pool).await?;
+        let outcome = conn.transaction(async move |conn| work(conn).await).await.map_err(task_error);
+        events::after_commit(&self.numbering, outcome)
     }
 }
 
@@ -162,22 +176,25 @@ impl From<TaskError> for Failure {
     }
 }
 
+/// The domain's refusal for each constraint a task write can violate, by constraint name.
 fn task_error(failure: Failure) -> TaskError {
     match failure {
         Failure::Task(error) => error,
-        Failure::Query(error) => match violated_unique_constraint(&error) {
+        Failure::Query(error) => match violated_unique_constraint(&error).or_else(|| violated_foreign_key(&error)) {
             Some("task_assignments_one_in_progress_per_officer") => TaskError::OfficerBusy,
             Some("tasks_code_key") => TaskError::DuplicateCode,
-            _ if error.to_string().contains("tasks_delegate_id_fkey") => TaskError::UnknownDelegate,
+            Some("tasks_delegate_id_fkey") => TaskError::UnknownDelegate,
             _ => TaskError::Store(query_error(error)),
         },
     }
 }
 
-async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Task>> {
+/// The task as it now stands; `locked` also locks its row for the rest of the transaction.
+async fn load(conn: &mut AsyncPgConnection, id: TaskId, locked: bool) -> QueryResult<Option<Task>> {
+    let lock = if locked { " FOR UPDATE OF t" } else { "" };
     let row: Option<TaskRow> =
-        diesel::sql_query(format!("SELECT {COLUMNS} FROM tasks t WHERE t.id = $1 AND t.deleted_at IS NULL"))
-            .bind::<SqlUuid, _>(id)
+        diesel::sql_query(format!("SELECT {COLUMNS} FROM tasks t WHERE t.id = $1 AND t.deleted_at IS NULL{lock}"))
+            .bind::<SqlUuid, _>(id.as_uuid())
             .prepared()
             .get_result(conn)
             .await
@@ -185,57 +202,34 @@ async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Task
     row.map(TaskRow::into_task).transpose().map_err(|error| corrupt_row(&error))
 }
 
-/// The task as it now stands, its audit row, and its event for everyone following it.
-async fn record(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    event_type: &'static str,
-    entry: &AuditEntry,
-) -> Result<Task, Failure> {
-    record_for(conn, id, event_type, entry, &[]).await
-}
-
-/// Like `record`, the event also reaching `former` users (an officer just unassigned learns it).
-async fn record_for(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    event_type: &'static str,
-    entry: &AuditEntry,
-    former: &[Uuid],
-) -> Result<Task, Failure> {
-    audit::append(conn, entry).await?;
-    announce(conn, id, event_type, entry, former).await
-}
-
-/// The task's event alone (the audit row is the caller's): the task as it is now, for its
-/// officers and `former` users.
-async fn announce(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    event_type: &'static str,
-    entry: &AuditEntry,
-    former: &[Uuid],
-) -> Result<Task, Failure> {
-    let task = load(conn, id).await?.ok_or(TaskError::NotFound)?;
-    append_task_event(conn, &task, event_type, entry, former).await?;
-    Ok(task)
-}
-
-/// Appends `event_type` carrying `task`, for its officers and `former` users.
-async fn append_task_event(
+/// The record of a write that left `task`: its audit row, then each event, reaching the task's
+/// officers and the `former` ones (an officer just unassigned learns it).
+async fn append_record(
     conn: &mut AsyncPgConnection,
     task: &Task,
-    event_type: &'static str,
-    entry: &AuditEntry,
-    former: &[Uuid],
+    record: &Record,
+    former: Option<Uuid>,
+    dispatched: Option<Dispatched>,
 ) -> Result<(), Failure> {
-    let audience: Vec<Uuid> =
-        task.officer_user_ids.iter().map(|user| user.as_uuid()).chain(former.iter().copied()).collect();
-    let payload =
-        serde_json::to_value(task).map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
-    let task_id = Some(task.id.as_uuid());
-    events::append(conn, NewEvent { event_type, task_id, officer_id: None, audience: &audience, entry, payload })
-        .await?;
+    audit::append(conn, &record.audit).await?;
+    let audience: Vec<Uuid> = task.officer_user_ids.iter().map(|user| user.as_uuid()).chain(former).collect();
+    for event in &record.events {
+        let payload = serde_json::to_value(EventPayload::of(*event, task, dispatched))
+            .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
+        let officer_id = match event {
+            EventType::EmergencyAlert => dispatched.map(|sent| sent.officer.as_uuid()),
+            _ => None,
+        };
+        let new = NewEvent {
+            event_type: event.as_str(),
+            task_id: Some(task.id.as_uuid()),
+            officer_id,
+            audience: &audience,
+            entry: &record.audit,
+            payload,
+        };
+        events::append(conn, new).await?;
+    }
     Ok(())
 }
 
@@ -243,9 +237,9 @@ async fn append_task_event(
 /// the whole assignment.
 async fn add_officers(
     conn: &mut AsyncPgConnection,
-    task: Uuid,
+    task: TaskId,
     officers: &[OfficerId],
-    by: Option<Uuid>,
+    by: Option<UserId>,
 ) -> Result<(), Failure> {
     if officers.is_empty() {
         return Ok(());
@@ -264,44 +258,204 @@ async fn add_officers(
         "INSERT INTO task_assignments (task_id, officer_id, assigned_by) \
          SELECT $1, officer, $3 FROM unnest($2::uuid[]) AS officer ON CONFLICT DO NOTHING",
     )
-    .bind::<SqlUuid, _>(task)
+    .bind::<SqlUuid, _>(task.as_uuid())
     .bind::<Array<SqlUuid>, _>(&wanted)
-    .bind::<Nullable<SqlUuid>, _>(by)
+    .bind::<Nullable<SqlUuid>, _>(by.map(UserId::as_uuid))
     .prepared()
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Officers of finished work become available again unless another task still holds them; each
-/// one that changed is announced.
-async fn release_officers(conn: &mut AsyncPgConnection, officers: &[Uuid], entry: &AuditEntry) -> QueryResult<()> {
-    let update = "UPDATE officers o SET availability = 'available' WHERE o.id = ANY($1) AND o.availability = 'on_task' \
-           AND NOT EXISTS (SELECT 1 FROM task_assignments a JOIN tasks t ON t.id = a.task_id \
-                           WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused'))";
-    officers::move_availability(conn, update, officers, entry).await
+/// Moves officers as a write decided; each one that changed is announced. Released officers
+/// become available again unless another running task still holds them.
+async fn move_officers(
+    conn: &mut AsyncPgConnection,
+    officers: &[OfficerId],
+    to: OfficerMove,
+    entry: &AuditEntry,
+) -> QueryResult<()> {
+    let update = match to {
+        OfficerMove::Stay => return Ok(()),
+        OfficerMove::Occupy => {
+            "UPDATE officers o SET availability = 'on_task' WHERE o.id = ANY($1) AND o.availability <> 'on_task'"
+        }
+        OfficerMove::Release => {
+            "UPDATE officers o SET availability = 'available' WHERE o.id = ANY($1) AND o.availability = 'on_task' \
+               AND NOT EXISTS (SELECT 1 FROM task_assignments a JOIN tasks t ON t.id = a.task_id \
+                               WHERE a.officer_id = o.id AND t.deleted_at IS NULL AND t.status IN ('in_progress', 'paused'))"
+        }
+    };
+    let officers: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
+    officers::move_availability(conn, update, &officers, entry).await
 }
 
-/// Officers of started (or dispatched) work are on task; each one that changed is announced.
-async fn occupy_officers(conn: &mut AsyncPgConnection, officers: &[Uuid], entry: &AuditEntry) -> QueryResult<()> {
-    let update = "UPDATE officers o SET availability = 'on_task' WHERE o.id = ANY($1) AND o.availability <> 'on_task'";
-    officers::move_availability(conn, update, officers, entry).await
+/// Writes a transition of a task whose officers are `officers`: the status and its times,
+/// exactly one history row, and the officers' move.
+async fn write_transition(
+    conn: &mut AsyncPgConnection,
+    id: TaskId,
+    transition: &TransitionWrite,
+    officers: &[OfficerId],
+    entry: &AuditEntry,
+) -> Result<(), Failure> {
+    let effect = &transition.effect;
+    diesel::sql_query(
+        "UPDATE tasks SET status = $2::task_status, actual_start = COALESCE($3, actual_start), \
+             actual_end = COALESCE($4, actual_end), paused_at = $5, total_paused_seconds = total_paused_seconds + $6 \
+         WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(id.as_uuid())
+    .bind::<Text, _>(effect.to.as_str())
+    .bind::<Nullable<Timestamptz>, _>(effect.actual_start)
+    .bind::<Nullable<Timestamptz>, _>(effect.actual_end)
+    .bind::<Nullable<Timestamptz>, _>(effect.paused_at)
+    .bind::<BigInt, _>(effect.paused_seconds)
+    .prepared()
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason, at) \
+         VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6, $7)",
+    )
+    .bind::<SqlUuid, _>(id.as_uuid())
+    .bind::<Text, _>(effect.from.as_str())
+    .bind::<Text, _>(effect.to.as_str())
+    .bind::<Text, _>(transition.action.as_str())
+    .bind::<Nullable<SqlUuid>, _>(Some(transition.actor.as_uuid()))
+    .bind::<Nullable<Text>, _>(transition.reason.as_ref().map(|reason| reason.as_str()))
+    .bind::<Timestamptz, _>(transition.at)
+    .prepared()
+    .execute(conn)
+    .await?;
+    move_officers(conn, officers, effect.officers, entry).await?;
+    Ok(())
+}
+
+/// Removes an assignment and frees the officer unless other running work holds them; the user
+/// behind the officer, who still hears of the change.
+async fn remove_officer(
+    conn: &mut AsyncPgConnection,
+    id: TaskId,
+    officer: OfficerId,
+    entry: &AuditEntry,
+) -> Result<Uuid, Failure> {
+    #[derive(QueryableByName)]
+    struct Removed {
+        #[diesel(sql_type = SqlUuid)]
+        user_id: Uuid,
+    }
+    let removed: Option<Removed> = diesel::sql_query(
+        "DELETE FROM task_assignments a USING officers o \
+         WHERE a.task_id = $1 AND a.officer_id = $2 AND o.id = a.officer_id RETURNING o.user_id",
+    )
+    .bind::<SqlUuid, _>(id.as_uuid())
+    .bind::<SqlUuid, _>(officer.as_uuid())
+    .prepared()
+    .get_result(conn)
+    .await
+    .optional()?;
+    let removed = removed.ok_or(TaskError::NotFound)?;
+    move_officers(conn, &[officer], OfficerMove::Release, entry).await?;
+    Ok(removed.user_id)
+}
+
+/// Writes what a use case decided on the locked `task`; returns the task as written (as last
+/// seen, for a deletion).
+async fn write_change(conn: &mut AsyncPgConnection, task: Task, decide: Decide) -> Result<Task, Failure> {
+    let change = decide(&task)?;
+    let (id, entry) = (task.id, &change.record.audit);
+    let mut former = None;
+    match &change.write {
+        TaskWrite::Fields(fields) => {
+            let statement = diesel::sql_query(format!(
+                "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+                                   location_description, delegate_id, notes) = ({FIELD_VALUES}) WHERE id = $12"
+            ));
+            bind_fields(statement, fields).bind::<SqlUuid, _>(id.as_uuid()).prepared().execute(conn).await?;
+        }
+        TaskWrite::Transition(transition) => write_transition(conn, id, transition, &task.officer_ids, entry).await?,
+        TaskWrite::Assign { officers, occupy } => {
+            add_officers(conn, id, officers, entry.actor.map(|(actor, _)| actor)).await?;
+            if *occupy {
+                move_officers(conn, officers, OfficerMove::Occupy, entry).await?;
+            }
+        }
+        TaskWrite::Unassign(officer) => former = Some(remove_officer(conn, id, *officer, entry).await?),
+        TaskWrite::Delete { cancel } => {
+            if let Some(cancel) = cancel {
+                write_transition(conn, id, cancel, &task.officer_ids, entry).await?;
+            }
+        }
+    }
+    let written = load(conn, id, false).await?.ok_or(TaskError::NotFound)?;
+    append_record(conn, &written, &change.record, former, None).await?;
+    if let TaskWrite::Delete { .. } = change.write {
+        diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .prepared()
+            .execute(conn)
+            .await?;
+    }
+    Ok(written)
+}
+
+/// Inserts a new task (with a generated code unless it has one) and its first officers.
+async fn insert_task(conn: &mut AsyncPgConnection, task: &NewTask) -> Result<(), Failure> {
+    let statement = diesel::sql_query(format!(
+        "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+                            location_description, delegate_id, notes, id, code, created_by) \
+         VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14)"
+    ));
+    bind_fields(statement, &task.fields)
+        .bind::<SqlUuid, _>(task.id.as_uuid())
+        .bind::<Nullable<Text>, _>(task.code.as_ref().map(|code| code.as_str()))
+        .bind::<SqlUuid, _>(task.created_by.as_uuid())
+        .prepared()
+        .execute(conn)
+        .await?;
+    add_officers(conn, task.id, &task.officer_ids, Some(task.created_by)).await
+}
+
+/// The nearest available officer to `point`, locked; `SKIP LOCKED`: two emergencies at once
+/// never take the same officer.
+async fn nearest_available(conn: &mut AsyncPgConnection, point: GeoPoint) -> QueryResult<Option<Dispatched>> {
+    #[derive(QueryableByName)]
+    struct Nearest {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+        #[diesel(sql_type = Double)]
+        distance_m: f64,
+    }
+    let nearest: Option<Nearest> = diesel::sql_query(
+        "SELECT o.id, ST_Distance(o.location, ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography) AS distance_m \
+         FROM officers o WHERE o.deleted_at IS NULL AND o.location IS NOT NULL AND o.availability = 'available' \
+         ORDER BY o.location <-> ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography \
+         LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind::<Double, _>(point.lat())
+    .bind::<Double, _>(point.lng())
+    .prepared()
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(nearest.map(|nearest| Dispatched { officer: OfficerId::from_uuid(nearest.id), distance_m: nearest.distance_m }))
 }
 
 fn bind_fields<'a>(statement: diesel::query_builder::SqlQuery, fields: &'a TaskFields) -> BoxedQuery<'a> {
     statement
         .into_boxed()
         .bind::<Text, _>(fields.title.as_str())
-        .bind::<Nullable<Text>, _>(fields.description.as_deref())
+        .bind::<Nullable<Text>, _>(fields.description.as_ref().map(|text| text.as_str()))
         .bind::<Text, _>(fields.kind.as_str())
         .bind::<Text, _>(fields.priority.as_str())
-        .bind::<Timestamptz, _>(fields.scheduled_start)
-        .bind::<Nullable<Timestamptz>, _>(fields.scheduled_end)
+        .bind::<Timestamptz, _>(fields.schedule.start())
+        .bind::<Nullable<Timestamptz>, _>(fields.schedule.end())
         .bind::<Nullable<Double>, _>(fields.location.map(GeoPoint::lat))
         .bind::<Nullable<Double>, _>(fields.location.map(GeoPoint::lng))
-        .bind::<Nullable<Text>, _>(fields.location_description.as_deref())
+        .bind::<Nullable<Text>, _>(fields.location_description.as_ref().map(|text| text.as_str()))
         .bind::<SqlUuid, _>(fields.delegate_id.as_uuid())
-        .bind::<Nullable<Text>, _>(fields.notes.as_deref())
+        .bind::<Nullable<Text>, _>(fields.notes.as_ref().map(|text| text.as_str()))
 }
 
 /// A statement built from the filters present: each `?` of an appended fragment becomes the
@@ -346,33 +500,21 @@ const FIELD_VALUES: &str = "$1, $2, $3::task_kind, $4::task_priority, $5, $6, \
 
 #[async_trait]
 impl TaskStore for PgTaskStore {
-    async fn insert(&self, task: NewTask, entry: AuditEntry) -> Result<Task, TaskError> {
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn
-            .transaction(async |conn| {
-                let statement = diesel::sql_query(format!(
-                    "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
-                                    location_description, delegate_id, notes, id, code, created_by) \
-                 VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14)"
-                ));
-                bind_fields(statement, &task.fields)
-                    .bind::<SqlUuid, _>(task.id.as_uuid())
-                    .bind::<Nullable<Text>, _>(task.code.as_deref())
-                    .bind::<SqlUuid, _>(task.created_by.as_uuid())
-                    .prepared()
-                    .execute(conn)
-                    .await?;
-                add_officers(conn, task.id.as_uuid(), &task.officer_ids, Some(task.created_by.as_uuid())).await?;
-                record(conn, task.id.as_uuid(), "task.created", &entry).await
+    async fn insert(&self, task: NewTask, record: Record) -> Result<Task, TaskError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                insert_task(conn, &task).await?;
+                let created = load(conn, task.id, false).await?.ok_or(TaskError::NotFound)?;
+                append_record(conn, &created, &record, None, None).await?;
+                Ok(created)
             })
-            .await
-            .map_err(task_error);
-        events::after_commit(&self.numbering, outcome)
+        })
+        .await
     }
 
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
         let mut conn = connection(&self.pool).await?;
-        load(&mut conn, id.as_uuid()).await.map_err(query_error)
+        load(&mut conn, id, false).await.map_err(query_error)
     }
 
     async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
@@ -447,80 +589,14 @@ impl TaskStore for PgTaskStore {
         rows.into_iter().map(TaskRow::into_task).collect()
     }
 
-    async fn update(
-        &self,
-        id: TaskId,
-        expected_version: Option<i64>,
-        fields: TaskFields,
-        entry: AuditEntry,
-    ) -> Result<Task, TaskError> {
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn
-            .transaction(async |conn| {
-                let statement = diesel::sql_query(format!(
-                    "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
-                                   location_description, delegate_id, notes) = ({FIELD_VALUES}) \
-                 WHERE id = $12 AND deleted_at IS NULL AND ($13::bigint IS NULL OR version = $13)"
-                ));
-                let changed = bind_fields(statement, &fields)
-                    .bind::<SqlUuid, _>(id.as_uuid())
-                    .bind::<Nullable<BigInt>, _>(expected_version)
-                    .execute(conn)
-                    .await?;
-                if changed == 0 {
-                    let exists = load(conn, id.as_uuid()).await?.is_some();
-                    return Err(if exists { TaskError::VersionMismatch } else { TaskError::NotFound }.into());
-                }
-                record(conn, id.as_uuid(), "task.updated", &entry).await
+    async fn change(&self, id: TaskId, decide: Decide) -> Result<Task, TaskError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let task = load(conn, id, true).await?.ok_or(TaskError::NotFound)?;
+                write_change(conn, task, decide).await
             })
-            .await
-            .map_err(task_error);
-        events::after_commit(&self.numbering, outcome)
-    }
-
-    async fn delete(&self, id: TaskId, entry: AuditEntry) -> Result<(), TaskError> {
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn
-            .transaction(async |conn| {
-                let status = locked_status(conn, id).await?.ok_or(TaskError::NotFound)?;
-                // A running task is cancelled first, so that its officers are free again.
-                if matches!(status, TaskStatus::InProgress | TaskStatus::Paused) {
-                    apply_transition(conn, id, status, TaskAction::Cancel, Some("deleted"), &entry).await?;
-                    announce(conn, id.as_uuid(), "task.status_changed", &entry, &[]).await?;
-                }
-                // The event carries the task as it was last seen.
-                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-                diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
-                    .bind::<SqlUuid, _>(id.as_uuid())
-                    .prepared()
-                    .execute(conn)
-                    .await?;
-                audit::append(conn, &entry).await?;
-                append_task_event(conn, &task, "task.deleted", &entry, &[]).await?;
-                Ok(())
-            })
-            .await
-            .map_err(task_error);
-        events::after_commit(&self.numbering, outcome)
-    }
-
-    async fn transition(
-        &self,
-        id: TaskId,
-        action: TaskAction,
-        reason: Option<String>,
-        entry: AuditEntry,
-    ) -> Result<Task, TaskError> {
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn
-            .transaction(async |conn| {
-                let from = locked_status(conn, id).await?.ok_or(TaskError::NotFound)?;
-                apply_transition(conn, id, from, action, reason.as_deref(), &entry).await?;
-                record(conn, id.as_uuid(), "task.status_changed", &entry).await
-            })
-            .await
-            .map_err(task_error);
-        events::after_commit(&self.numbering, outcome)
+        })
+        .await
     }
 
     async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError> {
@@ -563,87 +639,22 @@ impl TaskStore for PgTaskStore {
             .collect()
     }
 
-    async fn assign(&self, id: TaskId, officers: Vec<OfficerId>, entry: AuditEntry) -> Result<Task, TaskError> {
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn
-            .transaction(async |conn| {
-                let task = load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-                if task.status.is_final() {
-                    return Err(TaskError::Conflict("a finished task takes no more officers").into());
+    async fn dispatch_emergency(&self, task: NewTask, record: Record) -> Result<(Task, Option<Dispatched>), TaskError> {
+        let point = task.fields.location.ok_or(TaskError::Invalid { field: "location", message: "is required" })?;
+        self.write(move |conn| {
+            Box::pin(async move {
+                let dispatched = nearest_available(conn, point).await?;
+                insert_task(conn, &task).await?;
+                if let Some(sent) = dispatched {
+                    add_officers(conn, task.id, &[sent.officer], Some(task.created_by)).await?;
+                    move_officers(conn, &[sent.officer], OfficerMove::Occupy, &record.audit).await?;
                 }
-                add_officers(conn, id.as_uuid(), &officers, entry.actor.map(|(actor, _)| actor.as_uuid())).await?;
-                if task.status == TaskStatus::InProgress {
-                    let ids: Vec<Uuid> = officers.iter().map(|officer| officer.as_uuid()).collect();
-                    occupy_officers(conn, &ids, &entry).await?;
-                }
-                record(conn, id.as_uuid(), "task.assigned", &entry).await
+                let created = load(conn, task.id, false).await?.ok_or(TaskError::NotFound)?;
+                append_record(conn, &created, &record, None, dispatched).await?;
+                Ok((created, dispatched))
             })
-            .await
-            .map_err(task_error);
-        events::after_commit(&self.numbering, outcome)
-    }
-
-    async fn dispatch_emergency(
-        &self,
-        task: NewTask,
-        entry: AuditEntry,
-    ) -> Result<(Task, Option<(OfficerId, f64)>), TaskError> {
-        #[derive(QueryableByName)]
-        struct Nearest {
-            #[diesel(sql_type = SqlUuid)]
-            id: Uuid,
-            #[diesel(sql_type = Double)]
-            distance_m: f64,
-        }
-        let point = task.fields.location.ok_or(TaskError::Conflict("an emergency needs a location"))?;
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn.transaction(async |conn| {
-            // SKIP LOCKED: two emergencies at once never take the same officer.
-            let nearest: Option<Nearest> = diesel::sql_query(
-                "SELECT o.id, ST_Distance(o.location, ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography) AS distance_m \
-                 FROM officers o WHERE o.deleted_at IS NULL AND o.location IS NOT NULL AND o.availability = 'available' \
-                 ORDER BY o.location <-> ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography \
-                 LIMIT 1 FOR UPDATE SKIP LOCKED",
-            )
-            .bind::<Double, _>(point.lat())
-            .bind::<Double, _>(point.lng())
-            .prepared()
-            .get_result(conn)
-            .await
-            .optional()?;
-            let statement = diesel::sql_query(format!(
-                "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
-                                    location_description, delegate_id, notes, id, code, created_by) \
-                 VALUES ({FIELD_VALUES}, $12, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0'), $13)"
-            ));
-            bind_fields(statement, &task.fields)
-                .bind::<SqlUuid, _>(task.id.as_uuid())
-                .bind::<SqlUuid, _>(task.created_by.as_uuid())
-                .prepared()
-                .execute(conn)
-                .await?;
-            if let Some(nearest) = &nearest {
-                let officer = [OfficerId::from_uuid(nearest.id)];
-                add_officers(conn, task.id.as_uuid(), &officer, Some(task.created_by.as_uuid())).await?;
-                occupy_officers(conn, &[nearest.id], &entry).await?;
-            }
-            let created = record(conn, task.id.as_uuid(), "task.created", &entry).await?;
-            let alert = serde_json::json!({
-                "task": created,
-                "officer_id": nearest.as_ref().map(|nearest| nearest.id),
-                "distance_m": nearest.as_ref().map(|nearest| nearest.distance_m),
-            });
-            let audience: Vec<Uuid> = created.officer_user_ids.iter().map(|user| user.as_uuid()).collect();
-            events::append(
-                conn,
-                NewEvent { event_type: "alert.emergency", task_id: Some(task.id.as_uuid()), officer_id: nearest.as_ref().map(|n| n.id), audience: &audience, entry: &entry, payload: alert },
-            )
-            .await?;
-            Ok((created, nearest.map(|nearest| (OfficerId::from_uuid(nearest.id), nearest.distance_m))))
         })
         .await
-        .map_err(task_error);
-        events::after_commit(&self.numbering, outcome)
     }
 
     async fn map(&self, center: GeoPoint, radius_m: f64) -> Result<Map, StoreError> {
@@ -726,109 +737,4 @@ impl TaskStore for PgTaskStore {
                 .collect::<Result<_, StoreError>>()?,
         })
     }
-
-    async fn unassign(&self, id: TaskId, officer: OfficerId, entry: AuditEntry) -> Result<Task, TaskError> {
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn
-            .transaction(async |conn| {
-                load(conn, id.as_uuid()).await?.ok_or(TaskError::NotFound)?;
-                #[derive(QueryableByName)]
-                struct Removed {
-                    #[diesel(sql_type = SqlUuid)]
-                    user_id: Uuid,
-                }
-                let removed: Option<Removed> = diesel::sql_query(
-                    "DELETE FROM task_assignments a USING officers o \
-                 WHERE a.task_id = $1 AND a.officer_id = $2 AND o.id = a.officer_id RETURNING o.user_id",
-                )
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .bind::<SqlUuid, _>(officer.as_uuid())
-                .prepared()
-                .get_result(conn)
-                .await
-                .optional()?;
-                let Some(removed) = removed else {
-                    return Err(TaskError::NotFound.into());
-                };
-                release_officers(conn, &[officer.as_uuid()], &entry).await?;
-                record_for(conn, id.as_uuid(), "task.unassigned", &entry, &[removed.user_id]).await
-            })
-            .await
-            .map_err(task_error);
-        events::after_commit(&self.numbering, outcome)
-    }
-}
-
-/// The task's status, its row locked for the rest of the transaction; `None` when there is no
-/// such task (or it was deleted).
-async fn locked_status(conn: &mut AsyncPgConnection, id: TaskId) -> Result<Option<TaskStatus>, Failure> {
-    #[derive(QueryableByName)]
-    struct Current {
-        #[diesel(sql_type = Text)]
-        status: String,
-    }
-    let current: Option<Current> =
-        diesel::sql_query("SELECT status::text AS status FROM tasks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
-            .bind::<SqlUuid, _>(id.as_uuid())
-            .prepared()
-            .get_result(conn)
-            .await
-            .optional()?;
-    current
-        .map(|current| current.status.parse().map_err(|error| corrupt_row(&StoreError::unexpected(error)).into()))
-        .transpose()
-}
-
-/// Applies `action` to a task locked at status `from`: the status and its times, exactly one
-/// history row, and the assigned officers' availability (with their events). The caller records
-/// the task's own event.
-async fn apply_transition(
-    conn: &mut AsyncPgConnection,
-    id: TaskId,
-    from: TaskStatus,
-    action: TaskAction,
-    reason: Option<&str>,
-    entry: &AuditEntry,
-) -> Result<(), Failure> {
-    let to = from.apply(action).ok_or(TaskError::InvalidTransition { from, allowed: from.allowed_actions() })?;
-    // Paused time is added when the pause ends (resume, complete or cancel).
-    diesel::sql_query(
-        "UPDATE tasks SET status = $2::task_status, \
-        actual_start = CASE WHEN $3 = 'start' THEN now() ELSE actual_start END, \
-        total_paused_seconds = total_paused_seconds + CASE WHEN paused_at IS NOT NULL AND $3 <> 'pause' \
-            THEN GREATEST(0, floor(extract(epoch FROM now() - paused_at)))::bigint ELSE 0 END, \
-        paused_at = CASE WHEN $3 = 'pause' THEN now() ELSE NULL END, \
-        actual_end = CASE WHEN $3 IN ('complete', 'cancel') THEN now() ELSE actual_end END \
-     WHERE id = $1",
-    )
-    .bind::<SqlUuid, _>(id.as_uuid())
-    .bind::<Text, _>(to.as_str())
-    .bind::<Text, _>(action.as_str())
-    .prepared()
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason) \
-     VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6)",
-    )
-    .bind::<SqlUuid, _>(id.as_uuid())
-    .bind::<Text, _>(from.as_str())
-    .bind::<Text, _>(to.as_str())
-    .bind::<Text, _>(action.as_str())
-    .bind::<Nullable<SqlUuid>, _>(entry.actor.map(|(actor, _)| actor.as_uuid()))
-    .bind::<Nullable<Text>, _>(reason)
-    .prepared()
-    .execute(conn)
-    .await?;
-    let officers: Vec<Uuid> = crate::schema::task_assignments::table
-        .filter(crate::schema::task_assignments::task_id.eq(id.as_uuid()))
-        .select(crate::schema::task_assignments::officer_id)
-        .load(conn)
-        .await?;
-    match to {
-        TaskStatus::InProgress => occupy_officers(conn, &officers, entry).await?,
-        TaskStatus::Completed | TaskStatus::Cancelled => release_officers(conn, &officers, entry).await?,
-        TaskStatus::Scheduled | TaskStatus::Paused => {}
-    }
-    Ok(())
 }

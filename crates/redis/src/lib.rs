@@ -6,11 +6,13 @@ mod cache;
 mod health;
 mod limits;
 mod pool;
+mod revocation_hub;
 mod revocations;
 
 pub use announcements::RedisCommitAnnouncements;
 pub use cache::RedisResponseCache;
 pub use health::RedisCheck;
 pub use limits::RedisRateLimiter;
-pub use pool::{RedisPool, RedisSettings, build_pool, shared_connection};
+pub use pool::{Redis, RedisPool, RedisSettings};
+pub use revocation_hub::RevocationHub;
 pub use revocations::RevocationChannel;

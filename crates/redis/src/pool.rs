@@ -1,27 +1,50 @@
 //! One pooled set of multiplexed connections per instance; never a connection per operation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use gad_domain::error::StoreError;
+use gad_domain::limits::RateLimiter;
+use gad_domain::settings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{RedisCheck, RedisCommitAnnouncements, RedisRateLimiter, RedisResponseCache, RevocationChannel};
 
 pub type RedisPool = Pool;
 
-#[derive(Clone)]
+/// The `redis` section of the configuration.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    pub url: String,
+    /// `REDIS_URL`; unset (or empty) runs one instance with in-process state.
+    #[serde(serialize_with = "settings::redacted_optional_url")]
+    pub url: Option<String>,
     pub max_connections: usize,
     /// Bounds both waiting for a pooled connection and opening a new one.
+    #[serde(rename = "timeout_ms", with = "settings::millis")]
     pub timeout: Duration,
     /// Prepended to every key, so that several deployments (or tests) can share one server.
     pub key_prefix: String,
 }
 
+impl RedisSettings {
+    /// Everything wrong with this section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.max_connections == 0 {
+            problems.push("redis.max_connections must be positive".into());
+        }
+        problems
+    }
+}
+
 impl std::fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
-            .field("url", &"<redacted>")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
             .field("max_connections", &self.max_connections)
             .field("timeout", &self.timeout)
             .field("key_prefix", &self.key_prefix)
@@ -29,9 +52,65 @@ impl std::fmt::Debug for RedisSettings {
     }
 }
 
+/// Redis, when configured: a pool for probes, one shared multiplexed connection for the hot
+/// paths, and the adapters built on them.
+#[derive(Clone)]
+pub struct Redis {
+    pool: RedisPool,
+    connection: ConnectionManager,
+    url: String,
+    settings: RedisSettings,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// Redis as configured, or `None` without a URL. Connections open lazily, so a Redis that
+    /// is down does not stop the start; readiness shows it.
+    pub fn connect(settings: &RedisSettings) -> Result<Option<Self>, StoreError> {
+        let Some(url) = settings.url.clone().filter(|url| !url.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let pool = build_pool(&url, settings)?;
+        let connection = shared_connection(&url, settings)?;
+        Ok(Some(Self { pool, connection, url, settings: settings.clone() }))
+    }
+
+    pub fn pool(&self) -> &RedisPool {
+        &self.pool
+    }
+
+    /// Readiness: a `PING` within the configured timeout.
+    pub fn check(&self) -> RedisCheck {
+        RedisCheck::new(self.pool.clone(), self.settings.timeout)
+    }
+
+    /// Limits counted in Redis, in `fallback` while Redis is away.
+    pub fn rate_limiter(&self, fallback: Arc<dyn RateLimiter>) -> RedisRateLimiter {
+        RedisRateLimiter::new(self.connection.clone(), &self.settings.key_prefix, fallback)
+    }
+
+    pub fn response_cache(&self) -> RedisResponseCache {
+        RedisResponseCache::new(self.connection.clone(), &self.settings.key_prefix)
+    }
+
+    pub fn revocation_channel(&self) -> Result<RevocationChannel, StoreError> {
+        RevocationChannel::new(&self.url, self.connection.clone(), &self.settings.key_prefix)
+    }
+
+    /// Commit announcements between instances; `origin` names this one.
+    pub fn commit_announcements(&self, origin: Uuid) -> Result<RedisCommitAnnouncements, StoreError> {
+        RedisCommitAnnouncements::new(&self.url, self.connection.clone(), &self.settings.key_prefix, origin)
+    }
+}
+
 /// Builds the pool; connections open lazily, so a Redis that is down shows in readiness.
-pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, StoreError> {
-    let mut config = Config::from_url(settings.url.clone());
+fn build_pool(url: &str, settings: &RedisSettings) -> Result<RedisPool, StoreError> {
+    let mut config = Config::from_url(url);
     config.pool = Some(PoolConfig {
         max_size: settings.max_connections,
         timeouts: Timeouts {
@@ -47,8 +126,8 @@ pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, StoreError> {
 /// One multiplexed connection shared by every request, reconnecting by itself: the hot paths
 /// (rate limits, announcements) use it, because a pooled connection costs a health-check round
 /// trip per checkout. Created lazily, so a Redis that is down does not stop the start.
-pub fn shared_connection(settings: &RedisSettings) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(settings.url.as_str()).map_err(StoreError::unexpected)?;
+fn shared_connection(url: &str, settings: &RedisSettings) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(url).map_err(StoreError::unexpected)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.timeout))
         .set_response_timeout(Some(settings.timeout))

@@ -50,7 +50,7 @@ impl Connection {
     }
 
     pub(crate) async fn run(mut self, stream: MessageStream) {
-        let mut stream = stream.max_frame_size(self.settings().max_frame_bytes);
+        let mut stream = stream.max_frame_size(crate::MAX_FRAME_BYTES);
         let heartbeat = self.settings().heartbeat_interval;
         let idle_timeout = self.settings().idle_timeout;
         let shared = Arc::clone(&self.registration.shared);
@@ -291,7 +291,7 @@ impl Connection {
         let start = if too_many {
             Ok(ReplayStart::TooOld)
         } else {
-            log.replay_start(since, self.settings().replay_retention).await
+            log.replay_start(since, self.settings().replay_retention.try_into().unwrap_or(time::Duration::MAX)).await
         };
         match start {
             Ok(ReplayStart::Available) => {}

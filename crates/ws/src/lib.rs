@@ -13,9 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use gad_domain::background::BackgroundJob;
 use gad_domain::events::{CommitAnnouncements, EventLog, SocketOwner};
+use gad_domain::settings;
 use gad_domain::tasks::task::TaskStore;
 use gad_domain::users::Revocations;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 pub use hub::{Caps, Hub, Refusal, close};
@@ -24,12 +27,19 @@ use crate::connection::Connection;
 use crate::outbox::OutboxBody;
 use crate::relay::Relay;
 
-/// How the service behaves; built by the app from its `ws` configuration section.
-#[derive(Debug, Clone)]
+/// Largest frame accepted from a client (closed with 1009 beyond): the protocol's messages are
+/// small.
+pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The `ws` section of the configuration: how the service behaves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct WsSettings {
     /// WebSocket pings are sent this often.
+    #[serde(rename = "heartbeat_interval_s", with = "settings::seconds")]
     pub heartbeat_interval: Duration,
     /// A peer silent (no frame at all, pongs included) this long is closed.
+    #[serde(rename = "idle_timeout_s", with = "settings::seconds")]
     pub idle_timeout: Duration,
     /// Open connections on this instance (503 beyond).
     pub max_connections: usize,
@@ -39,36 +49,58 @@ pub struct WsSettings {
     pub queue_size: usize,
     /// Topics one connection may follow.
     pub max_topics: usize,
-    /// Largest frame accepted from a client (closed with 1009 beyond).
-    pub max_frame_bytes: usize,
     /// How far back `resume` may go.
-    pub replay_retention: time::Duration,
+    #[serde(rename = "replay_retention_h", with = "settings::hours")]
+    pub replay_retention: Duration,
     /// The most events one `resume` replays (`resync_required` beyond).
     pub replay_max_events: i64,
     /// How often the relay reads the log when no wake-up came.
+    #[serde(rename = "poll_interval_ms", with = "settings::millis")]
     pub poll_interval: Duration,
     /// How often connections are checked against revocations and token expiry.
+    #[serde(rename = "revocation_check_interval_ms", with = "settings::millis")]
     pub revocation_check_interval: Duration,
-    /// Origins allowed to open a socket from a browser (the CORS allow-list).
-    pub allowed_origins: Vec<String>,
 }
 
-impl Default for WsSettings {
-    fn default() -> Self {
-        Self {
-            heartbeat_interval: Duration::from_secs(25),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 20_000,
-            max_connections_per_user: 10,
-            queue_size: 1024,
-            max_topics: 100,
-            max_frame_bytes: 64 * 1024,
-            replay_retention: time::Duration::hours(24),
-            replay_max_events: 10_000,
-            poll_interval: Duration::from_secs(1),
-            revocation_check_interval: Duration::from_secs(1),
-            allowed_origins: Vec::new(),
+impl WsSettings {
+    /// Everything wrong with this section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.heartbeat_interval.is_zero() || self.idle_timeout <= self.heartbeat_interval {
+            problems.push("ws.idle_timeout_s must be longer than a positive ws.heartbeat_interval_s".into());
         }
+        if self.max_connections == 0
+            || self.max_connections_per_user == 0
+            || self.queue_size == 0
+            || self.max_topics == 0
+        {
+            problems.push("ws connection caps, queue size and topic cap must be positive".into());
+        }
+        if self.replay_retention.is_zero() || self.replay_max_events <= 0 {
+            problems.push("ws replay retention and replay_max_events must be positive".into());
+        }
+        if self.poll_interval.is_zero()
+            || self.revocation_check_interval.is_zero()
+            || self.revocation_check_interval > Duration::from_secs(4)
+        {
+            problems.push("ws.poll_interval_ms must be positive and ws.revocation_check_interval_ms 1..=4000".into());
+        }
+        problems
+    }
+}
+
+/// The event log as the service reads it.
+#[derive(Clone)]
+pub struct EventLogs {
+    /// Serves `resume`.
+    pub replay: Arc<dyn EventLog>,
+    /// What the relay tails.
+    pub relay: Arc<dyn EventLog>,
+}
+
+impl std::fmt::Debug for EventLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLogs").finish_non_exhaustive()
     }
 }
 
@@ -79,6 +111,8 @@ pub struct Realtime {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) tasks: Arc<dyn TaskStore>,
     pub(crate) settings: Arc<WsSettings>,
+    /// Origins allowed to open a socket from a browser (the API's CORS allow-list).
+    allowed_origins: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Realtime {
@@ -88,19 +122,19 @@ impl std::fmt::Debug for Realtime {
 }
 
 impl Realtime {
-    /// Builds the service and starts its relay and revocation sweeper (needs a tokio runtime).
-    /// `relay_log` is what the relay reads through: best on connections of its own, so that it
-    /// never queues behind requests for a pooled connection; `log` serves replays.
-    /// `peers` exchanges commit announcements with the other instances (Redis); `None` runs
-    /// alone (PostgreSQL notifications and polling still see every commit).
-    pub fn start(
+    /// Builds the service, and the jobs that feed it (the relay and the revocation sweeper),
+    /// for the app to run. `relay_log` is what the relay reads through: best on connections of
+    /// its own, so that it never queues behind requests for a pooled connection; `log` serves
+    /// replays. `peers` exchanges commit announcements with the other instances (Redis); `None`
+    /// runs alone (PostgreSQL notifications and polling still see every commit).
+    pub fn new(
         settings: WsSettings,
-        log: Arc<dyn EventLog>,
-        relay_log: Arc<dyn EventLog>,
+        allowed_origins: &[String],
+        logs: EventLogs,
         tasks: Arc<dyn TaskStore>,
         revocations: Arc<dyn Revocations>,
         peers: Option<Arc<dyn CommitAnnouncements>>,
-    ) -> Self {
+    ) -> (Self, Vec<BackgroundJob>) {
         let hub = Hub::new(Caps {
             max_connections: settings.max_connections,
             max_connections_per_user: settings.max_connections_per_user,
@@ -109,13 +143,20 @@ impl Realtime {
         });
         let relay = Relay {
             hub: Arc::clone(&hub),
-            log: relay_log,
+            log: logs.relay,
             wake: Arc::new(Notify::new()),
             poll_interval: settings.poll_interval,
             peers,
         };
-        relay.spawn(revocations, settings.revocation_check_interval);
-        Self { hub, log, tasks, settings: Arc::new(settings) }
+        let jobs = relay.jobs(revocations, settings.revocation_check_interval);
+        let realtime = Self {
+            hub,
+            log: logs.replay,
+            tasks,
+            settings: Arc::new(settings),
+            allowed_origins: allowed_origins.into(),
+        };
+        (realtime, jobs)
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -124,7 +165,7 @@ impl Realtime {
 
     /// Whether a browser page from `origin` may open a socket (the CORS allow-list).
     pub fn allows_origin(&self, origin: &str) -> bool {
-        self.settings.allowed_origins.iter().any(|allowed| allowed == origin)
+        self.allowed_origins.iter().any(|allowed| allowed == origin)
     }
 
     /// Upgrades an authenticated request (see `gad_app`'s handshake) within the caps, and hands

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gad_domain::background::BackgroundJob;
 use gad_domain::events::{CommitAnnouncements, EventLog};
 use gad_domain::users::Revocations;
 use tokio::sync::{Notify, watch};
@@ -39,84 +40,22 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// Starts the listener, the reader and the revocation sweeper.
-    pub(crate) fn spawn(self, revocations: Arc<dyn Revocations>, sweep_every: Duration) {
-        self.spawn_listener();
-        let announced = self.peers.clone().map(|peers| self.spawn_peers(peers));
-        let hub = Arc::clone(&self.hub);
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(sweep_every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut seen_generation = u64::MAX;
-            loop {
-                interval.tick().await;
-                let generation = revocations.generation();
-                let closed = hub.sweep(&*revocations, generation != seen_generation);
-                seen_generation = generation;
-                if closed > 0 {
-                    tracing::info!(closed, "closed revoked or expired real-time connections");
-                }
-            }
+    /// The listener, the reader, the revocation sweeper and (with peers) the exchange of commit
+    /// announcements with the other instances.
+    pub(crate) fn jobs(self, revocations: Arc<dyn Revocations>, sweep_every: Duration) -> Vec<BackgroundJob> {
+        let mut jobs = vec![
+            BackgroundJob::new("event-log listener", listen(Arc::clone(&self.log), Arc::clone(&self.wake))),
+            BackgroundJob::new("revocation sweeper", sweep(Arc::clone(&self.hub), revocations, sweep_every)),
+        ];
+        let announced = self.peers.clone().map(|peers| {
+            let (progress, progressed) = watch::channel(0i64);
+            let (hub, wake) = (Arc::clone(&self.hub), Arc::clone(&self.wake));
+            jobs.push(BackgroundJob::new("commit announcements heard", hear_peers(Arc::clone(&peers), hub, wake)));
+            jobs.push(BackgroundJob::new("commit announcements told", tell_peers(peers, progressed)));
+            progress
         });
-        tokio::spawn(self.run(announced));
-    }
-
-    /// Hears the other instances' commit announcements (waking the reader when they are ahead)
-    /// and announces this instance's progress, coalesced, without ever blocking the reader.
-    fn spawn_peers(&self, peers: Arc<dyn CommitAnnouncements>) -> watch::Sender<i64> {
-        let (progress, mut progressed) = watch::channel(0i64);
-        let listener = Arc::clone(&peers);
-        let hub = Arc::clone(&self.hub);
-        let wake = Arc::clone(&self.wake);
-        tokio::spawn(async move {
-            loop {
-                let heard = |seq: i64| {
-                    if seq > hub.position() {
-                        metrics::counter!("ws_relay_peer_wakeups_total").increment(1);
-                        wake.notify_one();
-                    }
-                };
-                let error = listener.listen(&heard).await;
-                tracing::warn!(%error, "commit announcements from other instances interrupted; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-        tokio::spawn(async move {
-            while progressed.changed().await.is_ok() {
-                let seq = *progressed.borrow_and_update();
-                if let Err(error) = peers.announce(seq).await {
-                    metrics::counter!("ws_relay_announce_failures_total").increment(1);
-                    tracing::debug!(%error, "could not announce commits to the other instances");
-                }
-            }
-        });
-        progress
-    }
-
-    /// `LISTEN gad_event_log` on a dedicated connection, re-established after failures.
-    fn spawn_listener(&self) {
-        let log = Arc::clone(&self.log);
-        let wake = Arc::clone(&self.wake);
-        tokio::spawn(async move {
-            loop {
-                match log.listen().await {
-                    Ok(mut notifications) => {
-                        // Whatever was committed while nobody listened is read now.
-                        wake.notify_one();
-                        loop {
-                            if let Err(error) = notifications.next().await {
-                                tracing::warn!(%error, "event-log listener lost; polling until it is back");
-                                break;
-                            }
-                            wake.notify_one();
-                        }
-                    }
-                    Err(error) => tracing::debug!(%error, "cannot listen for event-log commits yet"),
-                }
-                metrics::counter!("ws_relay_listener_restarts_total").increment(1);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+        jobs.push(BackgroundJob::new("relay", self.run(announced)));
+        jobs
     }
 
     async fn run(self, announced: Option<watch::Sender<i64>>) {
@@ -173,5 +112,70 @@ impl Relay {
                 return Ok(total);
             }
         }
+    }
+}
+
+/// Closes connections whose token was revoked or expired; skips rounds in which no revocation
+/// became known (expiry is still checked).
+async fn sweep(hub: Arc<Hub>, revocations: Arc<dyn Revocations>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen_generation = u64::MAX;
+    loop {
+        interval.tick().await;
+        let generation = revocations.generation();
+        let closed = hub.sweep(&*revocations, generation != seen_generation);
+        seen_generation = generation;
+        if closed > 0 {
+            tracing::info!(closed, "closed revoked or expired real-time connections");
+        }
+    }
+}
+
+/// Hears the other instances' commit announcements, waking the reader when they are ahead.
+async fn hear_peers(peers: Arc<dyn CommitAnnouncements>, hub: Arc<Hub>, wake: Arc<Notify>) {
+    loop {
+        let heard = |seq: i64| {
+            if seq > hub.position() {
+                metrics::counter!("ws_relay_peer_wakeups_total").increment(1);
+                wake.notify_one();
+            }
+        };
+        let error = peers.listen(&heard).await;
+        tracing::warn!(%error, "commit announcements from other instances interrupted; retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Announces this instance's progress, coalesced, without ever blocking the reader.
+async fn tell_peers(peers: Arc<dyn CommitAnnouncements>, mut progressed: watch::Receiver<i64>) {
+    while progressed.changed().await.is_ok() {
+        let seq = *progressed.borrow_and_update();
+        if let Err(error) = peers.announce(seq).await {
+            metrics::counter!("ws_relay_announce_failures_total").increment(1);
+            tracing::debug!(%error, "could not announce commits to the other instances");
+        }
+    }
+}
+
+/// `LISTEN gad_event_log` on a dedicated connection, re-established after failures.
+async fn listen(log: Arc<dyn EventLog>, wake: Arc<Notify>) {
+    loop {
+        match log.listen().await {
+            Ok(mut notifications) => {
+                // Whatever was committed while nobody listened is read now.
+                wake.notify_one();
+                loop {
+                    if let Err(error) = notifications.next().await {
+                        tracing::warn!(%error, "event-log listener lost; polling until it is back");
+                        break;
+                    }
+                    wake.notify_one();
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot listen for event-log commits yet"),
+        }
+        metrics::counter!("ws_relay_listener_restarts_total").increment(1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use gad_app::config::{Environment, Settings};
-use gad_app::password::Argon2Hasher;
 use gad_app::startup::{Application, StopHandle};
 use gad_domain::users::{CreateUser, EmailAddress, Password, PersonName, Role, UserId, create_user};
+use gad_http::auth::Argon2Hasher;
 use gad_pg::PgUserStore;
 use gad_test_support::{TestDatabase, TestRedis};
 use reqwest::StatusCode;
@@ -108,10 +108,10 @@ impl TestApp {
         }
         settings.http.bind = "127.0.0.1:0".into();
         settings.http.workers = Some(1);
-        settings.http.shutdown_timeout_s = 1;
-        settings.database.acquire_timeout_ms = 1000;
-        settings.database.connect_timeout_ms = 1000;
-        settings.health.probe_timeout_ms = 1500;
+        settings.http.shutdown_timeout = Duration::from_secs(1);
+        settings.database.acquire_timeout = Duration::from_millis(1000);
+        settings.database.connect_timeout = Duration::from_millis(1000);
+        settings.health.probe_timeout = Duration::from_millis(1500);
         settings.metrics.bind = options.separate_metrics_listener.then(|| "127.0.0.1:0".into());
         settings.rate_limit.general_per_minute = options.general_per_minute;
         settings.rate_limit.login_per_minute = options.login_per_minute;
@@ -175,7 +175,7 @@ impl TestApp {
 
     /// Creates a user directly through the domain (as `gad create-admin` does).
     pub async fn create_user(&self, email: &str, role: Role) -> UserId {
-        let pool = gad_pg::build_pool(&gad_app::startup::pg_settings(&self.settings)).unwrap();
+        let pool = gad_app::startup::pg_pool(&self.settings).unwrap();
         let request = CreateUser {
             email: EmailAddress::parse(email).unwrap(),
             first_name: PersonName::parse("Test").unwrap(),

@@ -31,7 +31,7 @@ async fn trickle(app: &TestApp, head: &str) -> String {
 #[tokio::test]
 async fn a_body_that_trickles_in_gets_408_in_the_envelope() {
     let app = TestApp::spawn_configured(Options::default(), |settings| {
-        settings.http.body_read_timeout_ms = 500;
+        settings.http.body_read_timeout = Duration::from_millis(500);
     })
     .await;
     let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: gad\r\nContent-Type: application/json\r\n\

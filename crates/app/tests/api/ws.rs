@@ -593,8 +593,8 @@ async fn without_redis_or_with_redis_down_an_instance_serves_its_own_events() {
 #[tokio::test]
 async fn a_silent_peer_is_closed_and_a_live_one_is_kept() {
     let app = TestApp::spawn_configured(Options::default(), |settings| {
-        settings.ws.heartbeat_interval_s = 1;
-        settings.ws.idle_timeout_s = 2;
+        settings.ws.heartbeat_interval = Duration::from_secs(1);
+        settings.ws.idle_timeout = Duration::from_secs(2);
     })
     .await;
     let desk = desk_with(app).await;
@@ -646,7 +646,10 @@ async fn a_role_change_and_a_deactivation_close_sockets_with_4401() {
 
 #[tokio::test]
 async fn a_socket_closes_with_4401_when_its_token_expires() {
-    let app = TestApp::spawn_configured(Options::default(), |settings| settings.auth.access_token_ttl_s = 3).await;
+    let app = TestApp::spawn_configured(Options::default(), |settings| {
+        settings.auth.access_token_ttl = Duration::from_secs(3)
+    })
+    .await;
     app.create_user("op@x.org", Role::Operator).await;
     let token = app.login("op@x.org").await.access_token;
     let started = Instant::now();

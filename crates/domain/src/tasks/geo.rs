@@ -11,13 +11,25 @@ pub struct GeoPoint {
 
 impl GeoPoint {
     pub fn new(lat: f64, lng: f64) -> Result<Self, (&'static str, InvalidValue)> {
-        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
-            return Err(("lat", InvalidValue("must be between -90 and 90")));
-        }
-        if !lng.is_finite() || !(-180.0..=180.0).contains(&lng) {
-            return Err(("lng", InvalidValue("must be between -180 and 180")));
-        }
+        let lat = Self::latitude(lat).map_err(|error| ("lat", error))?;
+        let lng = Self::longitude(lng).map_err(|error| ("lng", error))?;
         Ok(Self { lat, lng })
+    }
+
+    /// A latitude in degrees, -90..=90.
+    pub fn latitude(lat: f64) -> Result<f64, InvalidValue> {
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            return Err(InvalidValue("must be between -90 and 90"));
+        }
+        Ok(lat)
+    }
+
+    /// A longitude in degrees, -180..=180.
+    pub fn longitude(lng: f64) -> Result<f64, InvalidValue> {
+        if !lng.is_finite() || !(-180.0..=180.0).contains(&lng) {
+            return Err(InvalidValue("must be between -180 and 180"));
+        }
+        Ok(lng)
     }
 
     pub fn lat(self) -> f64 {

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::geo::GeoPoint;
+use super::input::Code;
+use super::record::AuditAction;
 use crate::audit::{AuditEntry, Outcome, RequestContext};
 use crate::consent::ConsentType;
 use crate::error::StoreError;
@@ -49,17 +51,13 @@ impl std::str::FromStr for Availability {
     }
 }
 
-/// A badge number: 1..=32 letters, digits and `-`, unique regardless of case.
+/// A badge number: a [`Code`], unique regardless of case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadgeNumber(String);
 
 impl BadgeNumber {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let value = raw.trim();
-        if value.is_empty() || value.len() > 32 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(InvalidValue("must be 1 to 32 letters, digits or -"));
-        }
-        Ok(Self(value.to_owned()))
+        Code::parse(raw).map(|code| Self(code.into_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -249,10 +247,10 @@ pub fn may_report_for(actor: Actor, officer: &Officer) -> bool {
     is_staff(actor) || officer.user_id == actor.id
 }
 
-fn audit(actor: Actor, action: &'static str, id: OfficerId, context: RequestContext) -> AuditEntry {
+fn audit(actor: Actor, action: AuditAction, id: OfficerId, context: RequestContext) -> AuditEntry {
     AuditEntry {
         actor: Some((actor.id, actor.role)),
-        action,
+        action: action.as_str(),
         resource_type: "officer",
         resource_id: Some(id.as_uuid()),
         outcome: Outcome::Success,
@@ -269,7 +267,7 @@ pub async fn create_officer(
     if !may_manage_officers(actor) {
         return Err(OfficerError::Forbidden);
     }
-    let entry = audit(actor, "officer.create", officer.id, context);
+    let entry = audit(actor, AuditAction::OfficerCreate, officer.id, context);
     store.insert(officer, entry).await
 }
 
@@ -306,7 +304,10 @@ pub async fn update_officer(
     if !may_manage_officers(actor) {
         return Err(OfficerError::Forbidden);
     }
-    store.update(id, changes, audit(actor, "officer.update", id, context)).await?.ok_or(OfficerError::NotFound)
+    store
+        .update(id, changes, audit(actor, AuditAction::OfficerUpdate, id, context))
+        .await?
+        .ok_or(OfficerError::NotFound)
 }
 
 pub async fn delete_officer(
@@ -319,7 +320,7 @@ pub async fn delete_officer(
     if !may_manage_officers(actor) {
         return Err(OfficerError::Forbidden);
     }
-    if store.delete(id, audit(actor, "officer.delete", id, context)).await? {
+    if store.delete(id, audit(actor, AuditAction::OfficerDelete, id, context)).await? {
         Ok(())
     } else {
         Err(OfficerError::NotFound)
@@ -338,7 +339,7 @@ pub async fn report_location(
         return Err(OfficerError::Forbidden);
     }
     store
-        .report_location(id, report, audit(actor, "officer.location", id, context))
+        .report_location(id, report, audit(actor, AuditAction::OfficerLocation, id, context))
         .await?
         .ok_or(OfficerError::NotFound)
 }
@@ -354,7 +355,7 @@ pub async fn set_availability(
     if !may_report_for(actor, &officer) {
         return Err(OfficerError::Forbidden);
     }
-    let entry = audit(actor, "officer.availability", id, context);
+    let entry = audit(actor, AuditAction::OfficerAvailability, id, context);
     store.set_availability(id, availability, entry).await?.ok_or(OfficerError::NotFound)
 }
 

@@ -1,8 +1,44 @@
 //! The task state machine (SPEC §4): one table, every status × action.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::users::InvalidValue;
+
+/// What a transition does to the task's officers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfficerMove {
+    /// Work started or resumed: they are on task.
+    Occupy,
+    /// Work ended: they are available again, unless another running task holds them.
+    Release,
+    /// Nothing changes for them (a pause keeps them on the task).
+    Stay,
+}
+
+/// The whole effect of an allowed action, computed from the task as it stands: the store
+/// writes it and decides nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effect {
+    pub from: TaskStatus,
+    pub to: TaskStatus,
+    /// Set `actual_start` to this (a start).
+    pub actual_start: Option<OffsetDateTime>,
+    /// Set `actual_end` to this (a completion or cancellation).
+    pub actual_end: Option<OffsetDateTime>,
+    /// The new `paused_at`: the moment of a pause, cleared by anything else.
+    pub paused_at: Option<OffsetDateTime>,
+    /// Whole seconds to add to `total_paused_seconds`: the pause that this action ends.
+    pub paused_seconds: i64,
+    pub officers: OfficerMove,
+}
+
+/// The refusal of an action that the state machine does not allow from `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAllowed {
+    pub from: TaskStatus,
+    pub allowed: Vec<TaskAction>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +86,35 @@ impl TaskStatus {
             (Scheduled | InProgress | Paused, Cancel) => Some(Cancelled),
             _ => None,
         }
+    }
+
+    /// The effect of `action` at `now` on a task in this status, paused since `paused_at` (if
+    /// it is paused). Paused time is added when the pause ends (resume, complete or cancel).
+    pub fn effect(
+        self,
+        action: TaskAction,
+        paused_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<Effect, NotAllowed> {
+        let to = self.apply(action).ok_or_else(|| NotAllowed { from: self, allowed: self.allowed_actions() })?;
+        let ends_a_pause = action != TaskAction::Pause;
+        let paused_seconds = match paused_at {
+            Some(since) if ends_a_pause => (now - since).whole_seconds().max(0),
+            _ => 0,
+        };
+        Ok(Effect {
+            from: self,
+            to,
+            actual_start: (action == TaskAction::Start).then_some(now),
+            actual_end: to.is_final().then_some(now),
+            paused_at: (action == TaskAction::Pause).then_some(now),
+            paused_seconds,
+            officers: match to {
+                TaskStatus::InProgress => OfficerMove::Occupy,
+                TaskStatus::Completed | TaskStatus::Cancelled => OfficerMove::Release,
+                TaskStatus::Scheduled | TaskStatus::Paused => OfficerMove::Stay,
+            },
+        })
     }
 
     /// The actions allowed from here, for the 409 that refuses any other.
@@ -122,6 +187,52 @@ mod tests {
         }
         assert_eq!(Paused.allowed_actions(), [Resume, Complete, Cancel]);
         assert!(Completed.allowed_actions().is_empty());
+    }
+
+    #[test]
+    fn every_allowed_action_has_its_whole_effect() {
+        let now = time::macros::datetime!(2026-03-01 12:00 UTC);
+        let since = now - time::Duration::seconds(90);
+        // (from, action, paused since, start set, end set, paused_at set, paused seconds, officers)
+        let table = [
+            (Scheduled, Start, None, true, false, false, 0, OfficerMove::Occupy),
+            (InProgress, Pause, None, false, false, true, 0, OfficerMove::Stay),
+            (Paused, Resume, Some(since), false, false, false, 90, OfficerMove::Occupy),
+            (InProgress, Complete, None, false, true, false, 0, OfficerMove::Release),
+            (Paused, Complete, Some(since), false, true, false, 90, OfficerMove::Release),
+            (Scheduled, Cancel, None, false, true, false, 0, OfficerMove::Release),
+            (InProgress, Cancel, None, false, true, false, 0, OfficerMove::Release),
+            (Paused, Cancel, Some(since), false, true, false, 90, OfficerMove::Release),
+        ];
+        for (from, action, paused_at, start, end, pause, seconds, officers) in table {
+            let effect = from.effect(action, paused_at, now).expect("allowed");
+            let case = format!("{from:?} × {action:?}");
+            assert_eq!(effect.from, from, "{case}");
+            assert_eq!(Some(effect.to), from.apply(action), "{case}");
+            assert_eq!(effect.actual_start, start.then_some(now), "{case}");
+            assert_eq!(effect.actual_end, end.then_some(now), "{case}");
+            assert_eq!(effect.paused_at, pause.then_some(now), "{case}");
+            assert_eq!(effect.paused_seconds, seconds, "{case}");
+            assert_eq!(effect.officers, officers, "{case}");
+        }
+        let allowed = table.len();
+        let refused = TaskStatus::ALL
+            .into_iter()
+            .flat_map(|from| TaskAction::ALL.into_iter().map(move |action| (from, action)))
+            .filter(|(from, action)| from.effect(*action, None, now).is_err())
+            .count();
+        assert_eq!(allowed + refused, TaskStatus::ALL.len() * TaskAction::ALL.len(), "the table covers every pair");
+    }
+
+    #[test]
+    fn a_refused_action_names_the_allowed_ones_and_clock_skew_adds_no_negative_pause() {
+        let now = time::macros::datetime!(2026-03-01 12:00 UTC);
+        let refusal = Completed.effect(Start, None, now).expect_err("final");
+        assert_eq!(refusal, NotAllowed { from: Completed, allowed: vec![] });
+        let refusal = Scheduled.effect(Pause, None, now).expect_err("not running");
+        assert_eq!(refusal.allowed, [Start, Cancel]);
+        let in_the_future = now + time::Duration::seconds(5);
+        assert_eq!(Paused.effect(Resume, Some(in_the_future), now).map(|effect| effect.paused_seconds), Ok(0));
     }
 
     #[test]

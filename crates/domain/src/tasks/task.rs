@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::geo::GeoPoint;
+use super::input::{Code, LocationDescription, LongText, Reason, Schedule, TaskPatch, Title};
 use super::officer::OfficerId;
-use super::state::{TaskAction, TaskStatus};
-use crate::audit::{AuditEntry, Outcome, RequestContext};
+use super::record::{Dispatched, Record};
+use super::state::{Effect, TaskAction, TaskStatus};
 use crate::error::StoreError;
 use crate::users::policy::Actor;
 use crate::users::{InvalidValue, Role, UserId};
@@ -64,44 +65,6 @@ labelled_enum!(
     "must be one of low, medium, high, urgent, critical"
 );
 
-/// A task title: at most 200 characters as sent, at least 3 once trimmed, on one line.
-/// (Maximum lengths count what was sent, so that a schema's `maxLength` states them exactly.)
-pub fn parse_title(raw: &str) -> Result<String, InvalidValue> {
-    let value = raw.trim();
-    if value.chars().any(char::is_control) {
-        return Err(InvalidValue("must not contain control characters"));
-    }
-    if raw.chars().count() > 200 {
-        return Err(InvalidValue("must be at most 200 characters"));
-    }
-    if value.chars().count() < 3 {
-        return Err(InvalidValue("must be at least 3 characters"));
-    }
-    Ok(value.to_owned())
-}
-
-/// A task code: 1..=32 letters, digits and `-`; unique regardless of case.
-pub fn parse_code(raw: &str) -> Result<String, InvalidValue> {
-    let value = raw.trim();
-    if value.is_empty() || value.len() > 32 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(InvalidValue("must be 1 to 32 letters, digits or -"));
-    }
-    Ok(value.to_owned())
-}
-
-/// Free text with a length limit (as sent); empty means none. Line breaks and tabs are text;
-/// other control characters (NUL above all, which PostgreSQL cannot store) are refused.
-pub fn parse_text(raw: &str, max: usize) -> Result<Option<String>, InvalidValue> {
-    let value = raw.trim();
-    if raw.chars().count() > max {
-        return Err(InvalidValue("is too long"));
-    }
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(InvalidValue("must not contain control characters other than line breaks and tabs"));
-    }
-    Ok((!value.is_empty()).then(|| value.to_owned()))
-}
-
 /// A task; its serialised form is the one of the API and of the event log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
@@ -139,30 +102,104 @@ pub struct Task {
     pub updated_at: OffsetDateTime,
 }
 
-/// The descriptive fields of a task.
+/// The descriptive fields of a task, valid by construction.
 #[derive(Debug, Clone)]
 pub struct TaskFields {
-    pub title: String,
-    pub description: Option<String>,
+    pub title: Title,
+    pub description: Option<LongText>,
     pub kind: TaskKind,
     pub priority: Priority,
-    pub scheduled_start: OffsetDateTime,
-    pub scheduled_end: Option<OffsetDateTime>,
+    pub schedule: Schedule,
     pub location: Option<GeoPoint>,
-    pub location_description: Option<String>,
+    pub location_description: Option<LocationDescription>,
     pub delegate_id: UserId,
-    pub notes: Option<String>,
+    pub notes: Option<LongText>,
+}
+
+impl TaskFields {
+    /// The fields of a stored task (valid when they were written).
+    pub fn of(task: &Task) -> Self {
+        Self {
+            title: Title::stored(task.title.clone()),
+            description: LongText::stored(task.description.clone()),
+            kind: task.kind,
+            priority: task.priority,
+            schedule: Schedule::stored(task.scheduled_start, task.scheduled_end),
+            location: task.location,
+            location_description: LocationDescription::stored(task.location_description.clone()),
+            delegate_id: task.delegate_id,
+            notes: LongText::stored(task.notes.clone()),
+        }
+    }
+
+    /// These fields with `patch` applied; the schedule must still end after it starts.
+    pub fn patched(self, patch: TaskPatch) -> Result<Self, TaskError> {
+        let start = patch.scheduled_start.unwrap_or(self.schedule.start());
+        let end = patch.scheduled_end.unwrap_or(self.schedule.end());
+        let schedule = Schedule::new(start, end)
+            .map_err(|InvalidValue(message)| TaskError::Invalid { field: "scheduled_end", message })?;
+        Ok(Self {
+            title: patch.title.unwrap_or(self.title),
+            description: patch.description.unwrap_or(self.description),
+            kind: patch.kind.unwrap_or(self.kind),
+            priority: patch.priority.unwrap_or(self.priority),
+            schedule,
+            location: patch.location.unwrap_or(self.location),
+            location_description: patch.location_description.unwrap_or(self.location_description),
+            delegate_id: patch.delegate_id.unwrap_or(self.delegate_id),
+            notes: patch.notes.unwrap_or(self.notes),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct NewTask {
     pub id: TaskId,
     /// Generated when absent.
-    pub code: Option<String>,
+    pub code: Option<Code>,
     pub fields: TaskFields,
     pub created_by: UserId,
     pub officer_ids: Vec<OfficerId>,
 }
+
+/// A transition as the store writes it: the effect, and its history row.
+#[derive(Debug, Clone)]
+pub struct TransitionWrite {
+    pub action: TaskAction,
+    pub effect: Effect,
+    pub reason: Option<Reason>,
+    pub actor: UserId,
+    pub at: OffsetDateTime,
+}
+
+/// What one write does to a task that the store has locked.
+#[derive(Debug, Clone)]
+pub enum TaskWrite {
+    /// Replace the descriptive fields.
+    Fields(TaskFields),
+    Transition(TransitionWrite),
+    /// Add officers; `occupy` puts them on task (the task is running).
+    Assign {
+        officers: Vec<OfficerId>,
+        occupy: bool,
+    },
+    /// Remove the officer and free them unless other running work holds them.
+    Unassign(OfficerId),
+    /// Soft-delete the task, cancelling it first when it is running.
+    Delete {
+        cancel: Option<TransitionWrite>,
+    },
+}
+
+/// A write decided by a use case on the locked task, with its audit row and events.
+#[derive(Debug, Clone)]
+pub struct TaskChange {
+    pub write: TaskWrite,
+    pub record: Record,
+}
+
+/// Decides the change from the task as the transaction locked it; refusing rolls back.
+pub type Decide = Box<dyn FnOnce(&Task) -> Result<TaskChange, TaskError> + Send>;
 
 /// A history row: exactly one per transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +280,9 @@ pub enum TaskError {
     Conflict(&'static str),
     #[error("a task with this code already exists")]
     DuplicateCode,
+    /// A field that is valid alone but not with the task's others.
+    #[error("{field} {message}")]
+    Invalid { field: &'static str, message: &'static str },
     /// `delegate_id` names no user.
     #[error("unknown delegate")]
     UnknownDelegate,
@@ -277,42 +317,26 @@ pub struct MapOfficer {
     pub distance_m: f64,
 }
 
-/// Tasks. Error contract: every write appends its audit row and its event in the same
-/// transaction, and a failed write leaves nothing behind; a transition also writes exactly one
-/// history row and moves the officers' availability.
+/// Tasks. Error contract: every write appends its audit row and its events in the same
+/// transaction and announces them after the commit; a failed write leaves nothing behind. The
+/// store persists what the use cases decide and decides nothing itself; constraint violations
+/// become `OfficerBusy`, `DuplicateCode`, `UnknownDelegate` and `UnknownOfficer`.
 #[async_trait]
 pub trait TaskStore: Send + Sync {
-    async fn insert(&self, task: NewTask, audit: AuditEntry) -> Result<Task, TaskError>;
+    async fn insert(&self, task: NewTask, record: Record) -> Result<Task, TaskError>;
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
     async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
-    /// Replaces the descriptive fields if the task is still at `expected_version` (when given).
-    async fn update(
-        &self,
-        id: TaskId,
-        expected_version: Option<i64>,
-        fields: TaskFields,
-        audit: AuditEntry,
-    ) -> Result<Task, TaskError>;
-    async fn delete(&self, id: TaskId, audit: AuditEntry) -> Result<(), TaskError>;
-    async fn transition(
-        &self,
-        id: TaskId,
-        action: TaskAction,
-        reason: Option<String>,
-        audit: AuditEntry,
-    ) -> Result<Task, TaskError>;
+    /// Locks the task for one transaction, asks `decide` what to write given the locked row,
+    /// writes it (a transition with exactly one history row and the officers' moves) and its
+    /// record. Returns the task as written (as last seen, for a deletion); `NotFound` when there
+    /// is no such task.
+    async fn change(&self, id: TaskId, decide: Decide) -> Result<Task, TaskError>;
     async fn history(&self, id: TaskId) -> Result<Vec<StatusChange>, StoreError>;
-    async fn assign(&self, id: TaskId, officers: Vec<OfficerId>, audit: AuditEntry) -> Result<Task, TaskError>;
-    async fn unassign(&self, id: TaskId, officer: OfficerId, audit: AuditEntry) -> Result<Task, TaskError>;
     /// Creates the emergency task and, in the same transaction, takes the nearest available
     /// officer (skipping any that a concurrent dispatch is taking), assigns them and marks them
-    /// on task, and raises `alert.emergency`. Without anyone available the task is still
-    /// created, unassigned, and the alert still goes out.
-    async fn dispatch_emergency(
-        &self,
-        task: NewTask,
-        audit: AuditEntry,
-    ) -> Result<(Task, Option<(OfficerId, f64)>), TaskError>;
+    /// on task. Without anyone available the task is still created, unassigned; the record's
+    /// events go out either way.
+    async fn dispatch_emergency(&self, task: NewTask, record: Record) -> Result<(Task, Option<Dispatched>), TaskError>;
     /// Unfinished tasks and officers with a position within `radius_m` of `center`, nearest first.
     async fn map(&self, center: GeoPoint, radius_m: f64) -> Result<Map, StoreError>;
 }
@@ -344,35 +368,12 @@ pub fn may_apply(actor: Actor, task: &Task, action: TaskAction) -> bool {
     }
 }
 
-pub fn audit(actor: Actor, action: &'static str, task: TaskId, context: RequestContext) -> AuditEntry {
-    AuditEntry {
-        actor: Some((actor.id, actor.role)),
-        action,
-        resource_type: "task",
-        resource_id: Some(task.as_uuid()),
-        outcome: Outcome::Success,
-        context,
-    }
-}
-
-/// The task, if it exists and the actor may see it.
-pub async fn read_task(store: &dyn TaskStore, actor: Actor, id: TaskId) -> Result<Task, TaskError> {
-    store.find(id).await?.filter(|task| may_read_task(actor, task)).ok_or(TaskError::NotFound)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn fields_parse_strictly() {
-        assert!(parse_title("ab").is_err() && parse_title(&"x".repeat(201)).is_err());
-        assert_eq!(parse_title("  Night patrol "), Ok("Night patrol".into()));
-        assert!(parse_code("T-2026-1").is_ok() && parse_code("bad code").is_err() && parse_code("").is_err());
-        assert_eq!(parse_text("", 10), Ok(None));
-        assert!(parse_text("too long", 3).is_err());
-        assert!(parse_title("Night\0patrol").is_err() && parse_text("a\0b", 10).is_err());
-        assert_eq!(parse_text("line one\nline two\tend", 100), Ok(Some("line one\nline two\tend".into())));
+    fn kinds_and_priorities_parse_strictly() {
         assert_eq!("critical".parse::<Priority>(), Ok(Priority::Critical));
         assert!(Priority::Low < Priority::Critical, "ordered by urgency");
         assert!("chores".parse::<TaskKind>().is_err());

@@ -21,7 +21,9 @@ pub use name::PersonName;
 pub use national_id::{NationalId, PhoneNumber};
 pub use password::{Password, PasswordCheck, PasswordHash, PasswordHasher};
 pub use role::Role;
-pub use session::{Revocation, RevocationSet, Revocations, RevokedToken, Rotation, SessionStore, TokenIdentity};
+pub use session::{
+    Revocation, RevocationLog, RevocationSet, Revocations, RevokedToken, Rotation, SessionStore, TokenIdentity,
+};
 pub use user::User;
 
 crate::ids::id_type!(

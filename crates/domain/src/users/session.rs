@@ -34,6 +34,17 @@ pub trait SessionStore: Send + Sync {
     async fn logout(&self, revoked: RevokedToken, family_id: Uuid, audit: AuditEntry) -> Result<(), StoreError>;
 }
 
+/// The revocations the store holds (the source of truth): what an instance catches up from, and
+/// what it asks while announcements between instances may have been missed.
+#[async_trait]
+pub trait RevocationLog: Send + Sync {
+    /// Revocations recorded after `since`.
+    async fn revocations_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
+
+    /// The authoritative check of one token.
+    async fn is_revoked(&self, token: &TokenIdentity) -> Result<bool, StoreError>;
+}
+
 /// The revocation check of every authenticated request, and the spreading of new revocations to
 /// every instance. Error contract: `is_revoked` answers from memory while announcements between
 /// instances flow; when they may have been missed it asks the store, whose outage is

@@ -1,6 +1,7 @@
 //! Authentication: tokens, and the `Principal` extractor that every protected handler takes.
 //! One place decides who the caller is.
 
+mod password;
 mod tokens;
 
 use actix_web::dev::Payload;
@@ -13,8 +14,9 @@ use gad_domain::users::{Revocations, Role, TokenIdentity, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use password::Argon2Hasher;
 pub(crate) use tokens::refresh_token_hash;
-pub use tokens::{AccessToken, TokenIssuer, TokenSettings};
+pub use tokens::{AccessToken, AuthSettings, TokenIssuer};
 
 use crate::error::ApiError;
 use crate::middleware::RequestId;

@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gad_domain::settings::{self, Secret};
 use gad_domain::users::{NewSession, Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -9,25 +10,45 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// What signing and checking tokens needs; built by the app from its configuration.
-#[derive(Clone)]
-pub struct TokenSettings {
-    pub secret: Vec<u8>,
+/// The `auth` section of the configuration: what signing and checking tokens needs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `GAD_JWT_SECRET` (secret, at least 32 bytes outside local and test); never in a file.
+    #[serde(skip_deserializing, serialize_with = "settings::redacted")]
+    pub jwt_secret: Option<Secret>,
     pub issuer: String,
     pub audience: String,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
+    #[serde(rename = "access_token_ttl_s", with = "settings::seconds")]
+    pub access_token_ttl: std::time::Duration,
+    #[serde(rename = "refresh_token_ttl_s", with = "settings::seconds")]
+    pub refresh_token_ttl: std::time::Duration,
 }
 
-impl std::fmt::Debug for TokenSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSettings")
-            .field("secret", &"<redacted>")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("access_ttl", &self.access_ttl)
-            .field("refresh_ttl", &self.refresh_ttl)
-            .finish()
+impl AuthSettings {
+    /// Everything wrong with this section; `deployed` environments need a real signing key.
+    pub fn problems(&self, deployed: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.access_token_ttl.is_zero() || self.refresh_token_ttl <= self.access_token_ttl {
+            problems.push("auth token lifetimes must be positive and refresh longer than access".into());
+        }
+        match &self.jwt_secret {
+            Some(secret) if secret.expose().len() < 32 && deployed => {
+                problems.push("GAD_JWT_SECRET must be at least 32 bytes".into());
+            }
+            None if deployed => problems.push("GAD_JWT_SECRET is required".into()),
+            _ => {}
+        }
+        problems
+    }
+
+    /// How long an access token lives.
+    pub fn access_ttl(&self) -> Duration {
+        Duration::try_from(self.access_token_ttl).unwrap_or(Duration::MAX)
+    }
+
+    fn refresh_ttl(&self) -> Duration {
+        Duration::try_from(self.refresh_token_ttl).unwrap_or(Duration::MAX)
     }
 }
 
@@ -65,14 +86,17 @@ pub struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    settings: TokenSettings,
+    issuer: String,
+    audience: String,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
 }
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenIssuer")
-            .field("issuer", &self.settings.issuer)
-            .field("audience", &self.settings.audience)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
 }
@@ -93,23 +117,37 @@ pub(crate) struct RefreshToken {
 }
 
 impl TokenIssuer {
-    pub fn new(settings: TokenSettings) -> Self {
+    /// Signs with `GAD_JWT_SECRET`, or without one (allowed only locally and in tests) with a
+    /// random key: tokens then die with this process.
+    pub fn new(settings: &AuthSettings) -> std::io::Result<Self> {
+        let secret = match &settings.jwt_secret {
+            Some(secret) => secret.expose().as_bytes().to_vec(),
+            None => {
+                tracing::warn!("GAD_JWT_SECRET is unset: signing with a random key; tokens die with this process");
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+                key
+            }
+        };
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub", "jti"]);
         validation.leeway = 0;
         validation.validate_nbf = false;
-        Self {
-            encoding: EncodingKey::from_secret(&settings.secret),
-            decoding: DecodingKey::from_secret(&settings.secret),
+        Ok(Self {
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
             validation,
-            settings,
-        }
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            access_ttl: settings.access_ttl(),
+            refresh_ttl: settings.refresh_ttl(),
+        })
     }
 
     pub(crate) fn refresh_ttl(&self) -> Duration {
-        self.settings.refresh_ttl
+        self.refresh_ttl
     }
 
     pub fn issue_access(
@@ -124,7 +162,7 @@ impl TokenIssuer {
             .get_timestamp()
             .and_then(|timestamp| i64::try_from(timestamp.to_unix().0).ok())
             .unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
-        let ttl = self.settings.access_ttl.whole_seconds();
+        let ttl = self.access_ttl.whole_seconds();
         let claims = Claims {
             sub: user.as_uuid(),
             role,
@@ -132,8 +170,8 @@ impl TokenIssuer {
             sid: session,
             iat: now,
             exp: now + ttl,
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(AccessToken { token, expires_in: ttl })
@@ -147,8 +185,7 @@ impl TokenIssuer {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let lifetime = claims.exp - claims.iat;
-        (claims.iat <= now + 1 && lifetime > 0 && lifetime <= self.settings.access_ttl.whole_seconds())
-            .then_some(claims)
+        (claims.iat <= now + 1 && lifetime > 0 && lifetime <= self.access_ttl.whole_seconds()).then_some(claims)
     }
 
     /// A new refresh token for `family` (a new session when `None`).
@@ -160,7 +197,7 @@ impl TokenIssuer {
             family_id: family.unwrap_or_else(Uuid::now_v7),
             token_id: Uuid::now_v7(),
             refresh_token_hash: refresh_token_hash(&token),
-            expires_at: OffsetDateTime::now_utc() + self.settings.refresh_ttl,
+            expires_at: OffsetDateTime::now_utc() + self.refresh_ttl,
         };
         Ok(RefreshToken { token, session })
     }
@@ -178,13 +215,14 @@ mod tests {
     use super::*;
 
     fn issuer(secret: &str, audience: &str) -> TokenIssuer {
-        TokenIssuer::new(TokenSettings {
-            secret: secret.as_bytes().to_vec(),
+        TokenIssuer::new(&AuthSettings {
+            jwt_secret: Some(Secret::new(secret)),
             issuer: "gad".into(),
             audience: audience.into(),
-            access_ttl: Duration::minutes(15),
-            refresh_ttl: Duration::days(14),
+            access_token_ttl: std::time::Duration::from_secs(15 * 60),
+            refresh_token_ttl: std::time::Duration::from_secs(14 * 86_400),
         })
+        .unwrap()
     }
 
     #[test]

@@ -29,19 +29,22 @@ pub(crate) async fn error_envelope(
     }
     let response = next.call(req).await?.map_into_boxed_body();
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || carries_envelope(&response) {
-        return Ok(response);
-    }
-    // No route took the request; if its path is served with other methods, that is a 405.
+    // A 404 for a method that the path's own template does not serve (no route took it, or a
+    // broader template did and found no such id) is a 405.
+    let request = response.request();
     let allowed = (status == StatusCode::NOT_FOUND)
-        .then(|| response.request().app_data::<web::Data<ServedMethods>>()?.allowed(response.request().path()))
-        .flatten();
+        .then(|| request.app_data::<web::Data<ServedMethods>>()?.allowed(request.path()))
+        .flatten()
+        .filter(|allowed| !allowed.iter().any(|method| method == request.method().as_str()));
     if let Some(allowed) = allowed {
         let mut refusal = ApiError::method_not_allowed().error_response();
         if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
             refusal.headers_mut().insert(header::ALLOW, value);
         }
         return Ok(response.into_response(refusal));
+    }
+    if !(status.is_client_error() || status.is_server_error()) || carries_envelope(&response) {
+        return Ok(response);
     }
     let error = ApiError::from_status(status);
     let original = response.response();

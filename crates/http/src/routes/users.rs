@@ -193,7 +193,7 @@ pub(crate) async fn list_users_route(
     let page =
         PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(|details| fields.0.extend(details)).ok();
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned);
-    if q.as_ref().is_some_and(|q| q.chars().count() > 100) {
+    if query.q.as_deref().is_some_and(|q| q.chars().count() > 100) {
         fields.push("q", "must be at most 100 characters");
     }
     let page = fields.finish_with(|| page)?;

@@ -2,7 +2,7 @@
 //! optional private metrics listener. Signals are the app's business (`disable_signals`): it
 //! stops the servers gracefully through their handles.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use gad_domain::settings;
+use serde::{Deserialize, Serialize};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -27,23 +29,66 @@ use crate::routes::{self, MetricsExposure};
 use crate::state::Services;
 use crate::state::{AppState, MetricsEndpoint};
 
-/// How the API listener behaves; built by the app from its configuration.
-#[derive(Debug, Clone)]
+/// The `http` section of the configuration: how the API listener behaves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
+    /// `host:port` of the API listener (`GAD_BIND`).
+    pub bind: String,
     /// Largest accepted request body in bytes (413 beyond).
+    #[serde(rename = "body_limit_bytes")]
     pub body_limit: usize,
+    /// How long a client may take to send a request body (408 beyond).
+    #[serde(rename = "body_read_timeout_ms", with = "settings::millis")]
+    pub body_read_timeout: Duration,
     /// Origins allowed to call the API from a browser; empty allows none.
     pub cors_allowed_origins: Vec<String>,
     /// Send `Strict-Transport-Security` (the service is reached over TLS).
     pub hsts: bool,
+    /// How long in-flight requests may take to finish after a stop.
+    #[serde(rename = "shutdown_timeout_s", with = "settings::seconds")]
+    pub shutdown_timeout: Duration,
     /// Worker threads; `None` uses one per core.
     pub workers: Option<usize>,
-    /// How long in-flight requests may take to finish after a stop.
-    pub shutdown_timeout: Duration,
-    /// Whether metrics have their own listener (then the API's `/metrics` needs the token).
-    pub separate_metrics_listener: bool,
-    /// How long a client may take to send a request body (408 beyond).
-    pub body_read_timeout: Duration,
+}
+
+impl HttpSettings {
+    /// Everything wrong with this section; `deployed` environments accept https origins only.
+    pub fn problems(&self, deployed: bool, environment: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !is_socket_address(&self.bind) {
+            problems.push(format!("GAD_BIND must be host:port, not {:?}", self.bind));
+        }
+        if self.body_limit == 0 || self.body_read_timeout.is_zero() {
+            problems.push("http.body_limit_bytes and http.body_read_timeout_ms must be positive".into());
+        }
+        for origin in &self.cors_allowed_origins {
+            if origin == "*" {
+                problems.push("http.cors_allowed_origins must list origins; \"*\" is refused".into());
+            } else if !is_origin(origin) {
+                problems.push(format!("CORS origin {origin:?} must be scheme://host[:port] with http or https"));
+            } else if deployed && origin.starts_with("http://") {
+                problems.push(format!("CORS origin {origin:?} must use https in {environment}"));
+            }
+        }
+        problems
+    }
+}
+
+/// Whether `bind` resolves to an address to listen on.
+pub fn is_socket_address(bind: &str) -> bool {
+    bind.to_socket_addrs().is_ok_and(|mut addrs| addrs.next().is_some())
+}
+
+/// `scheme://host[:port]` exactly, as browsers send it in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
+        return false;
+    };
+    let (host, port) = rest.rsplit_once(':').map_or((rest, None), |(host, port)| (host, Some(port)));
+    !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']'))
+        && port.is_none_or(|port| port.parse::<u16>().is_ok())
 }
 
 /// Routes and shared data that another crate (the WebSocket service) adds to the API listener,
@@ -54,9 +99,7 @@ pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 #[derive(Clone)]
 struct Shared {
     state: web::Data<AppState>,
-    /// Absent only in tests of the middleware stack.
-    auth: Option<web::Data<Services>>,
-    rate_limits: Option<web::Data<RateLimitPolicy>>,
+    rate_limits: web::Data<RateLimitPolicy>,
     metrics: web::Data<MetricsEndpoint>,
     exposure: web::Data<MetricsExposure>,
     security: web::Data<SecurityHeaders>,
@@ -65,34 +108,33 @@ struct Shared {
     served_methods: web::Data<ServedMethods>,
     body_limit: usize,
     cors_allowed_origins: Vec<String>,
-    extra: Option<ExtraRoutes>,
+    /// The resources' ports, and what other crates add (the WebSocket service).
+    routes: ExtraRoutes,
 }
 
 impl Shared {
     fn new(
         state: AppState,
-        auth: Option<Services>,
+        rate_limits: RateLimitPolicy,
         metrics: MetricsEndpoint,
         settings: &HttpSettings,
+        routes: ExtraRoutes,
     ) -> std::io::Result<Self> {
         let document = document();
         let served_methods = ServedMethods::from_document(&document);
         let openapi = serde_json::to_string(&document).map_err(std::io::Error::other)?;
         Ok(Self {
             state: web::Data::new(state),
-            rate_limits: auth.as_ref().map(|services| web::Data::new(services.rate_limits.clone())),
-            auth: auth.map(web::Data::new),
+            rate_limits: web::Data::new(rate_limits),
+            exposure: web::Data::new(MetricsExposure::ApiListener { separate_listener: metrics.has_own_listener() }),
             metrics: web::Data::new(metrics),
-            exposure: web::Data::new(MetricsExposure::ApiListener {
-                separate_listener: settings.separate_metrics_listener,
-            }),
             security: web::Data::new(SecurityHeaders { hsts: settings.hsts }),
             openapi: web::Data::new(OpenApiJson(openapi)),
             body_deadline: web::Data::new(BodyDeadline(settings.body_read_timeout)),
             served_methods: web::Data::new(served_methods),
             body_limit: settings.body_limit,
             cors_allowed_origins: settings.cors_allowed_origins.clone(),
-            extra: None,
+            routes,
         })
     }
 }
@@ -109,16 +151,14 @@ fn api_app(
         InitError = (),
     >,
 > {
-    let app = App::new().into_utoipa_app().configure(routes::configure).into_app();
-    let app = match (shared.auth, shared.rate_limits) {
-        (Some(auth), Some(rate_limits)) => app.app_data(auth).app_data(rate_limits),
-        _ => app,
-    };
-    let app = match shared.extra {
-        Some(extra) => app.configure(|cfg| extra(cfg)),
-        None => app,
-    };
-    app.service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
+    let extra = shared.routes;
+    App::new()
+        .into_utoipa_app()
+        .configure(routes::configure)
+        .into_app()
+        .configure(|cfg| extra(cfg))
+        .app_data(shared.rate_limits)
+        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
         .route("/docs", web::get().to(docs_entry))
         .app_data(shared.state)
         .app_data(shared.metrics)
@@ -142,28 +182,23 @@ fn api_app(
         .wrap(cors(&shared.cors_allowed_origins))
 }
 
-/// The API server on `listener`. It is not started until awaited (or spawned).
+/// The API server on `listener`, serving `services` and the `extra` routes (the WebSocket
+/// service) behind the same middleware. It is not started until awaited (or spawned).
 pub fn api_server(
     listener: TcpListener,
     state: AppState,
-    auth: Services,
+    services: Services,
     metrics: MetricsEndpoint,
     settings: &HttpSettings,
+    extra: ExtraRoutes,
 ) -> std::io::Result<Server> {
-    api_server_with(listener, state, auth, metrics, settings, None)
-}
-
-/// The API server with `extra` routes (the WebSocket service) behind the same middleware.
-pub fn api_server_with(
-    listener: TcpListener,
-    state: AppState,
-    auth: Services,
-    metrics: MetricsEndpoint,
-    settings: &HttpSettings,
-    extra: Option<ExtraRoutes>,
-) -> std::io::Result<Server> {
-    let mut shared = Shared::new(state, Some(auth), metrics, settings)?;
-    shared.extra = extra;
+    let rate_limits = services.rate_limits.clone();
+    let services = web::Data::new(services);
+    let routes: ExtraRoutes = Arc::new(move |cfg| {
+        cfg.app_data(services.clone());
+        extra(cfg);
+    });
+    let shared = Shared::new(state, rate_limits, metrics, settings, routes)?;
     let mut server = HttpServer::new(move || api_app(shared.clone()))
         // Small writes (WebSocket frames, short responses) leave at once instead of waiting for
         // the peer's delayed ACK (Nagle).

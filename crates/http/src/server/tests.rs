@@ -9,11 +9,15 @@ use std::time::{Duration, Instant};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, test, web};
 use gad_domain::error::StoreError;
+use gad_domain::settings::Secret;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::*;
+use crate::auth::{AuthSettings, TokenIssuer};
 use crate::error::ApiError;
+use crate::rate_limit::{InProcessRateLimiter, RateLimitSettings};
+use crate::state::MetricsSettings;
 
 #[derive(Debug, Deserialize)]
 struct Echo {
@@ -48,34 +52,50 @@ async fn broken() -> Result<HttpResponse, ApiError> {
 
 fn settings() -> HttpSettings {
     HttpSettings {
+        bind: "127.0.0.1:0".into(),
         body_limit: 1024,
+        body_read_timeout: Duration::from_secs(10),
         cors_allowed_origins: vec!["https://ops.example".into()],
         hsts: false,
         workers: None,
         shutdown_timeout: Duration::from_secs(1),
-        separate_metrics_listener: false,
-        body_read_timeout: Duration::from_secs(10),
     }
 }
 
-fn shared(settings: &HttpSettings, metrics_token: Option<&str>) -> Shared {
+/// Metrics on the API listener, guarded by `token` when given.
+fn metrics(token: Option<&str>) -> MetricsSettings {
+    MetricsSettings { bind: None, token: token.map(Secret::new) }
+}
+
+fn shared(settings: &HttpSettings, metrics: &MetricsSettings) -> Shared {
     let state = AppState {
         dependencies: Arc::from(Vec::new()),
         probe_timeout: Duration::from_secs(1),
         version: "test",
         started_at: Instant::now(),
     };
-    let metrics = MetricsEndpoint::new(Arc::new(|| "# metrics\n".to_owned()), metrics_token.map(str::to_owned));
-    Shared::new(state, None, metrics, settings).unwrap()
+    let endpoint = MetricsEndpoint::new(Arc::new(|| "# metrics\n".to_owned()), metrics);
+    let auth = AuthSettings {
+        jwt_secret: Some(Secret::new("a-test-secret-of-sufficient-length")),
+        issuer: "gad".into(),
+        audience: "gad-api".into(),
+        access_token_ttl: Duration::from_secs(900),
+        refresh_token_ttl: Duration::from_secs(86_400),
+    };
+    let unlimited =
+        RateLimitSettings { general_per_minute: u32::MAX, login_per_minute: u32::MAX, trusted_proxies: Vec::new() };
+    let limiter = Arc::new(InProcessRateLimiter::default());
+    let rate_limits = RateLimitPolicy::new(&unlimited, limiter, TokenIssuer::new(&auth).unwrap());
+    Shared::new(state, rate_limits, endpoint, settings, Arc::new(|_| {})).unwrap()
 }
 
 async fn service(
     settings: HttpSettings,
-    metrics_token: Option<&'static str>,
+    metrics: MetricsSettings,
 ) -> impl actix_web::dev::Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>
 {
     test::init_service(
-        api_app(shared(&settings, metrics_token))
+        api_app(shared(&settings, &metrics))
             .route("/test/echo", web::post().to(echo))
             .route("/test/page", web::get().to(page))
             .route("/test/items/{id}", web::get().to(by_id))
@@ -119,7 +139,7 @@ fn json_post(body: &'static str) -> test::TestRequest {
 
 #[actix_web::test]
 async fn well_formed_input_passes_through() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, _, body) = call(&app, json_post(r#"{"title":"Patrol","count":2}"#)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, serde_json::json!({ "title": "Patrol", "count": 2 }));
@@ -127,7 +147,7 @@ async fn well_formed_input_passes_through() {
 
 #[actix_web::test]
 async fn malformed_json_is_400_bad_request() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, headers, body) = call(&app, json_post(r#"{"title": "#)).await;
     assert_envelope(status, &headers, &body, (400, "bad_request"));
     let (status, headers, body) = call(&app, json_post("not json")).await;
@@ -136,7 +156,7 @@ async fn malformed_json_is_400_bad_request() {
 
 #[actix_web::test]
 async fn json_of_the_wrong_shape_is_422_naming_the_field() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, headers, body) = call(&app, json_post(r#"{"count": 1}"#)).await;
     assert_envelope(status, &headers, &body, (422, "validation_failed"));
     assert_eq!(body["error"]["details"][0]["field"], "title");
@@ -147,7 +167,7 @@ async fn json_of_the_wrong_shape_is_422_naming_the_field() {
 
 #[actix_web::test]
 async fn bodies_over_the_limit_are_413() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let big = format!(r#"{{"title":"{}","count":1}}"#, "x".repeat(2048));
     let request = test::TestRequest::post()
         .uri("/test/echo")
@@ -159,7 +179,7 @@ async fn bodies_over_the_limit_are_413() {
 
 #[actix_web::test]
 async fn bodies_that_are_not_json_are_415() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let text = test::TestRequest::post()
         .uri("/test/echo")
         .insert_header((header::CONTENT_TYPE, "text/plain"))
@@ -173,7 +193,7 @@ async fn bodies_that_are_not_json_are_415() {
 
 #[actix_web::test]
 async fn bad_query_is_422_and_bad_path_id_is_404() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, headers, body) = call(&app, test::TestRequest::get().uri("/test/page?limit=ten")).await;
     assert_envelope(status, &headers, &body, (422, "validation_failed"));
     let (status, headers, body) = call(&app, test::TestRequest::get().uri("/test/items/not-a-uuid")).await;
@@ -186,14 +206,14 @@ async fn bad_query_is_422_and_bad_path_id_is_404() {
 
 #[actix_web::test]
 async fn unknown_routes_get_the_envelope() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, headers, body) = call(&app, test::TestRequest::get().uri("/api/v1/nothing-here")).await;
     assert_envelope(status, &headers, &body, (404, "not_found"));
 }
 
 #[actix_web::test]
 async fn a_dependency_that_is_down_is_503_with_retry_after() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, headers, body) = call(&app, test::TestRequest::get().uri("/test/down")).await;
     assert_envelope(status, &headers, &body, (503, "unavailable"));
     assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "5");
@@ -201,7 +221,7 @@ async fn a_dependency_that_is_down_is_503_with_retry_after() {
 
 #[actix_web::test]
 async fn internal_errors_are_opaque() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, headers, body) = call(&app, test::TestRequest::get().uri("/test/broken")).await;
     assert_envelope(status, &headers, &body, (500, "internal"));
     assert!(!body.to_string().contains("hunter2"), "the cause never reaches the client: {body}");
@@ -209,7 +229,7 @@ async fn internal_errors_are_opaque() {
 
 #[actix_web::test]
 async fn security_headers_are_on_every_response() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     for uri in ["/health/live", "/api/v1/nothing-here", "/test/broken"] {
         let (_, headers, _) = call(&app, test::TestRequest::get().uri(uri)).await;
         assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff", "{uri}");
@@ -225,14 +245,14 @@ async fn security_headers_are_on_every_response() {
         assert!(headers.get("server").is_none(), "no server banner");
     }
     let tls = HttpSettings { hsts: true, ..settings() };
-    let app = service(tls, None).await;
+    let app = service(tls, metrics(None)).await;
     let (_, headers, _) = call(&app, test::TestRequest::get().uri("/health/live")).await;
     assert!(headers.get("strict-transport-security").unwrap().to_str().unwrap().starts_with("max-age="));
 }
 
 #[actix_web::test]
 async fn request_ids_are_echoed_generated_or_replaced() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let given = test::TestRequest::get().uri("/health/live").insert_header(("x-request-id", "req-42.a:b"));
     let (_, headers, _) = call(&app, given).await;
     assert_eq!(headers.get("x-request-id").unwrap(), "req-42.a:b");
@@ -250,7 +270,7 @@ async fn request_ids_are_echoed_generated_or_replaced() {
 
 #[actix_web::test]
 async fn cors_answers_only_the_allowed_origins() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let allowed = test::TestRequest::get().uri("/health/live").insert_header((header::ORIGIN, "https://ops.example"));
     let (status, headers, _) = call(&app, allowed).await;
     assert_eq!(status, StatusCode::OK);
@@ -276,12 +296,12 @@ async fn cors_answers_only_the_allowed_origins() {
 
 #[actix_web::test]
 async fn metrics_on_the_api_listener_follow_the_token_rules() {
-    let open = service(settings(), None).await;
+    let open = service(settings(), metrics(None)).await;
     let (status, headers, _) = call(&open, test::TestRequest::get().uri("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/plain"));
 
-    let guarded = service(settings(), Some("metrics-token")).await;
+    let guarded = service(settings(), metrics(Some("metrics-token"))).await;
     let (status, headers, body) = call(&guarded, test::TestRequest::get().uri("/metrics")).await;
     assert_envelope(status, &headers, &body, (401, "unauthenticated"));
     let wrong = test::TestRequest::get().uri("/metrics").insert_header((header::AUTHORIZATION, "Bearer nope"));
@@ -289,15 +309,15 @@ async fn metrics_on_the_api_listener_follow_the_token_rules() {
     let right = test::TestRequest::get().uri("/metrics").insert_header((header::AUTHORIZATION, "Bearer metrics-token"));
     assert_eq!(call(&guarded, right).await.0, StatusCode::OK);
 
-    let elsewhere = HttpSettings { separate_metrics_listener: true, ..settings() };
-    let app = service(elsewhere, None).await;
+    let elsewhere = MetricsSettings { bind: Some("127.0.0.1:0".into()), token: None };
+    let app = service(settings(), elsewhere).await;
     let (status, headers, body) = call(&app, test::TestRequest::get().uri("/metrics")).await;
     assert_envelope(status, &headers, &body, (404, "not_found"));
 }
 
 #[actix_web::test]
 async fn the_docs_ui_is_served_from_the_binary() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let response = test::call_service(&app, test::TestRequest::get().uri("/docs").to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
     let page = test::read_body(response).await;
@@ -319,7 +339,7 @@ async fn the_docs_ui_is_served_from_the_binary() {
 
 #[actix_web::test]
 async fn the_served_openapi_document_is_the_generated_one() {
-    let app = service(settings(), None).await;
+    let app = service(settings(), metrics(None)).await;
     let (status, _, served) = call(&app, test::TestRequest::get().uri("/api/v1/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(served, serde_json::to_value(document()).unwrap());
@@ -328,4 +348,23 @@ async fn the_served_openapi_document_is_the_generated_one() {
         assert!(served["paths"][path]["get"]["responses"].is_object(), "{path} is documented");
     }
     insta::assert_json_snapshot!("openapi", served, { ".info.version" => "[version]" });
+}
+
+#[actix_web::test]
+async fn unserved_methods_on_served_paths_are_405_with_allow() {
+    let app = service(settings(), metrics(None)).await;
+    for (request, allow) in [
+        (test::TestRequest::delete().uri("/health/live"), "GET"),
+        (test::TestRequest::put().uri("/api/v1/tasks"), "GET, POST"),
+    ] {
+        let (status, headers, body) = call(&app, request).await;
+        assert_envelope(status, &headers, &body, (405, "method_not_allowed"));
+        assert_eq!(headers.get(header::ALLOW).unwrap(), allow);
+    }
+    let (status, headers, body) = call(&app, test::TestRequest::get().uri("/api/v1/nothing-here")).await;
+    assert_envelope(status, &headers, &body, (404, "not_found"));
+    let repeated = test::TestRequest::get().uri("/health/live?limit=500&limit=1");
+    let (status, headers, body) = call(&app, repeated).await;
+    assert_envelope(status, &headers, &body, (422, "validation_failed"));
+    assert_eq!(body["error"]["details"][0]["field"], "limit");
 }

@@ -9,14 +9,16 @@ use gad_test_support::TestDatabase;
 use std::time::Duration;
 
 fn pool(url: &str) -> gad_pg::PgPool {
-    build_pool(&PgSettings {
-        url: url.to_owned(),
-        max_connections: 2,
-        acquire_timeout: Duration::from_millis(500),
-        connect_timeout: Duration::from_millis(500),
-        statement_timeout: Duration::from_secs(5),
-        application_name: "gad-test".into(),
-    })
+    build_pool(
+        &PgSettings {
+            url: url.to_owned(),
+            max_connections: 2,
+            acquire_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_millis(500),
+            statement_timeout: Duration::from_secs(5),
+        },
+        "gad-test",
+    )
     .unwrap()
 }
 

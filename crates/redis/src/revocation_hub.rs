@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
+use gad_domain::background::BackgroundJob;
 use gad_domain::error::StoreError;
-use gad_domain::users::{Revocation, RevocationSet, Revocations, TokenIdentity};
-use gad_pg::PgAuthStore;
-use gad_redis::RevocationChannel;
+use gad_domain::users::{Revocation, RevocationLog, RevocationSet, Revocations, TokenIdentity};
 use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
+
+use crate::RevocationChannel;
 
 /// How often the in-memory set is pruned and, as a safety net, caught up from PostgreSQL.
 const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_secs(30);
@@ -25,11 +27,13 @@ const RESUBSCRIBE_AFTER: StdDuration = StdDuration::from_secs(1);
 
 pub struct RevocationHub {
     set: RevocationSet,
-    store: PgAuthStore,
+    store: Arc<dyn RevocationLog>,
     channel: Option<RevocationChannel>,
     /// The subscription to announcements is up (always true in spirit without Redis).
     listening: AtomicBool,
     in_sync: AtomicBool,
+    /// Rung once a subscription is in place: the catch-up that follows brings the hub in sync.
+    subscribed: Notify,
     access_token_ttl: Duration,
 }
 
@@ -43,8 +47,12 @@ impl std::fmt::Debug for RevocationHub {
 }
 
 impl RevocationHub {
-    /// A hub that starts out of sync; `spawn_sync` brings it in sync and keeps it there.
-    pub fn new(store: PgAuthStore, channel: Option<RevocationChannel>, access_token_ttl: Duration) -> Arc<Self> {
+    /// A hub that starts out of sync; its `jobs` bring it in sync and keep it there.
+    pub fn new(
+        store: Arc<dyn RevocationLog>,
+        channel: Option<RevocationChannel>,
+        access_token_ttl: Duration,
+    ) -> Arc<Self> {
         let listening = AtomicBool::new(channel.is_none());
         Arc::new(Self {
             set: RevocationSet::default(),
@@ -52,6 +60,7 @@ impl RevocationHub {
             channel,
             listening,
             in_sync: AtomicBool::new(false),
+            subscribed: Notify::new(),
             access_token_ttl,
         })
     }
@@ -72,48 +81,47 @@ impl RevocationHub {
         }
     }
 
-    /// Keeps the hub in sync until the process ends: listens for announcements (re-subscribing
-    /// after failures) and prunes and catches up periodically.
-    pub fn spawn_sync(self: &Arc<Self>) {
-        let hub = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut housekeeping = tokio::time::interval(HOUSEKEEPING_EVERY);
-            loop {
-                housekeeping.tick().await;
-                hub.set.prune(OffsetDateTime::now_utc(), hub.access_token_ttl);
-                match hub.catch_up().await {
-                    Ok(()) if hub.listening.load(Ordering::Acquire) => hub.set_in_sync(true),
-                    Ok(()) => {}
-                    Err(error) => tracing::warn!(%error, "revocation catch-up failed"),
+    /// What keeps the hub in sync: housekeeping (pruning, and catching up periodically and
+    /// after each new subscription) and, with Redis, listening for announcements (re-subscribing
+    /// after failures).
+    pub fn jobs(self: &Arc<Self>) -> Vec<BackgroundJob> {
+        let mut jobs = vec![BackgroundJob::new("revocation housekeeping", Arc::clone(self).housekeeping())];
+        if let Some(channel) = self.channel.clone() {
+            jobs.push(BackgroundJob::new("revocation announcements", Arc::clone(self).listen(channel)));
+        }
+        jobs
+    }
+
+    async fn housekeeping(self: Arc<Self>) {
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_EVERY);
+        loop {
+            tokio::select! {
+                _ = housekeeping.tick() => {
+                    self.set.prune(OffsetDateTime::now_utc(), self.access_token_ttl);
                 }
+                // Caught up only after subscribing, so nothing falls between the two.
+                () = self.subscribed.notified() => {}
             }
-        });
-        let Some(channel) = self.channel.clone() else {
-            return;
-        };
-        let hub = Arc::clone(self);
-        tokio::spawn(async move {
-            loop {
-                let subscribed = {
-                    let hub = Arc::clone(&hub);
-                    move || {
-                        hub.listening.store(true, Ordering::Release);
-                        // Caught up only after subscribing, so nothing falls between the two.
-                        tokio::spawn(async move {
-                            match hub.catch_up().await {
-                                Ok(()) => hub.set_in_sync(true),
-                                Err(error) => tracing::warn!(%error, "revocation catch-up failed"),
-                            }
-                        });
-                    }
-                };
-                let error = channel.listen(subscribed, |revocation| hub.set.apply(revocation)).await;
-                hub.listening.store(false, Ordering::Release);
-                hub.set_in_sync(false);
-                tracing::warn!(%error, "revocation announcements interrupted; checking PostgreSQL per request");
-                tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+            match self.catch_up().await {
+                Ok(()) if self.listening.load(Ordering::Acquire) => self.set_in_sync(true),
+                Ok(()) => {}
+                Err(error) => tracing::warn!(%error, "revocation catch-up failed"),
             }
-        });
+        }
+    }
+
+    async fn listen(self: Arc<Self>, channel: RevocationChannel) {
+        loop {
+            let subscribed = || {
+                self.listening.store(true, Ordering::Release);
+                self.subscribed.notify_one();
+            };
+            let error = channel.listen(subscribed, |revocation| self.set.apply(revocation)).await;
+            self.listening.store(false, Ordering::Release);
+            self.set_in_sync(false);
+            tracing::warn!(%error, "revocation announcements interrupted; checking PostgreSQL per request");
+            tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+        }
     }
 }
 
