@@ -116,6 +116,10 @@ _diesel-cli:
     fi
     cargo install --locked diesel_cli --version 2.3.14 --no-default-features --features postgres
 
+# Rewrite the generated tables of docs/GDPR_DATA_MAPPING.md from crates/pg/src/privacy/data_map.rs.
+data-map:
+    GAD_UPDATE_DATA_MAP=1 cargo test --locked -q -p gad-pg --lib -- the_documented_map_is_the_map_in_code
+
 # Apply pending migrations to DATABASE_URL.
 migrate: services
     source .data/env && cargo run --locked -q --bin gad -- migrate

@@ -4,8 +4,9 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 use gad_domain::audit::RequestContext;
+use gad_domain::consent::retention::{PurgeMode, PurgeOutcome, RetentionStore};
 use gad_domain::users::{CreateUser, CreateUserError, EmailAddress, Password, PersonName, Role, create_user};
-use gad_pg::PgUserStore;
+use gad_pg::{PgRetentionStore, PgUserStore};
 
 use crate::config::Settings;
 use gad_http::auth::Argon2Hasher;
@@ -89,6 +90,28 @@ fn read_admin_password() -> anyhow::Result<String> {
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     anyhow::ensure!(!password.is_empty(), "no password given (set GAD_ADMIN_PASSWORD or pipe it in)");
     Ok(password)
+}
+
+/// `gad purge [--dry-run]`: deletes every row past its retention (`[retention]` settings) and
+/// prints how many per table; with `--dry-run` only counts them. Refuses, changing nothing,
+/// while another instance is purging.
+#[expect(clippy::print_stdout, reason = "the per-table counts are this command's output")]
+pub async fn purge(dry_run: bool) -> anyhow::Result<()> {
+    let settings = load_settings()?;
+    let pool = pg_pool(&settings)?;
+    let store = PgRetentionStore::new(pool, settings.retention.purge_batch_size);
+    let mode = if dry_run { PurgeMode::DryRun } else { PurgeMode::Delete };
+    let outcome = store.purge(&settings.retention.policy(), mode).await.context("cannot purge")?;
+    let PurgeOutcome::Done(tables) = outcome else {
+        anyhow::bail!("another instance is purging right now; nothing was deleted (try again later)");
+    };
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for table in &tables {
+        println!("{:<28} {verb} {} rows", table.table, table.rows);
+    }
+    let total: u64 = tables.iter().map(|table| table.rows).sum();
+    eprintln!("{verb} {total} rows past their retention");
+    Ok(())
 }
 
 /// `gad openapi`: prints the OpenAPI document served at `/api/v1/openapi.json`.

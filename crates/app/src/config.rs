@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use gad_domain::consent::retention::RetentionPolicy;
 use gad_domain::settings::Secret;
 use gad_http::auth::AuthSettings;
 use gad_http::rate_limit::RateLimitSettings;
@@ -92,6 +93,7 @@ pub struct Settings {
     pub health: HealthSettings,
     pub log: LogConfig,
     pub ws: WsSettings,
+    pub retention: RetentionConfig,
 }
 
 fn default_environment() -> Environment {
@@ -136,6 +138,61 @@ const CONVENTIONAL: [(&str, &str); 9] = [
     ("TELEGRAM_MODE", "telegram.mode"),
     ("TELEGRAM_BOT_USERNAME", "telegram.bot_username"),
 ];
+
+/// How long personal and operational records are kept, and how the purge runs
+/// (docs/CONFIGURATION.md, docs/GDPR_DATA_MAPPING.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days of officers' location history.
+    pub location_history_days: u32,
+    /// Days of audit rows.
+    pub audit_days: u32,
+    /// Days of event log (at least as long as `ws.replay_retention_h`).
+    pub event_log_days: u32,
+    /// Days a processed Telegram update id is remembered.
+    pub processed_telegram_updates_days: u32,
+    /// Days expired credentials and stored idempotent responses are kept after expiry.
+    pub expired_credentials_days: u32,
+    /// Seconds between runs of the purge in `gad serve`; 0 leaves it to `gad purge`.
+    pub purge_interval_s: u64,
+    /// Rows deleted per transaction.
+    pub purge_batch_size: u32,
+}
+
+impl RetentionConfig {
+    pub fn policy(&self) -> RetentionPolicy {
+        let days = |days: u32| time::Duration::days(i64::from(days));
+        RetentionPolicy {
+            location_history: days(self.location_history_days),
+            audit_events: days(self.audit_days),
+            event_log: days(self.event_log_days),
+            processed_telegram_updates: days(self.processed_telegram_updates_days),
+            expired_credentials: days(self.expired_credentials_days),
+        }
+    }
+
+    fn problems(&self, ws: &WsSettings) -> Vec<String> {
+        let mut problems = Vec::new();
+        let periods = [
+            self.location_history_days,
+            self.audit_days,
+            self.event_log_days,
+            self.processed_telegram_updates_days,
+            self.expired_credentials_days,
+        ];
+        if periods.contains(&0) {
+            problems.push("retention periods must be at least 1 day".into());
+        }
+        if u64::from(self.event_log_days) * 24 * 3600 < ws.replay_retention.as_secs() {
+            problems.push("retention.event_log_days must cover ws.replay_retention_h".into());
+        }
+        if !(1..=100_000).contains(&self.purge_batch_size) {
+            problems.push("retention.purge_batch_size must be 1..=100000".into());
+        }
+        problems
+    }
+}
 
 impl Settings {
     /// Loads and validates the configuration of this process from every layer.
@@ -199,6 +256,7 @@ impl Settings {
         problems.extend(self.redis.problems());
         problems.extend(self.rate_limit.problems());
         problems.extend(self.ws.problems());
+        problems.extend(self.retention.problems(&self.ws));
         problems.extend(self.auth.problems(deployed));
         problems.extend(self.telegram.problems());
         if deployed && self.database.url == default_database_url() {

@@ -4,5 +4,6 @@
 pub mod commands;
 pub mod config;
 pub mod realtime;
+pub mod retention;
 pub mod startup;
 pub mod telemetry;

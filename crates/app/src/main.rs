@@ -35,6 +35,12 @@ enum Command {
         #[arg(long, default_value = "Administrator")]
         last_name: String,
     },
+    /// Delete every row past its retention period, in small batches.
+    Purge {
+        /// Only print, per table, how many rows would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Validate the configuration and print it with secrets redacted.
@@ -54,6 +60,7 @@ async fn main() -> ExitCode {
         Command::CreateAdmin { email, role, first_name, last_name } => {
             commands::create_admin(&email, role, &first_name, &last_name).await
         }
+        Command::Purge { dry_run } => commands::purge(dry_run).await,
         Command::Openapi => commands::openapi(),
         Command::CheckConfig => commands::check_config(),
     };

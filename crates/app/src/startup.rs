@@ -19,8 +19,9 @@ use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
 use gad_http::{AppState, MetricsEndpoint, Tickets};
 use gad_pg::{
-    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore, PgPool,
-    PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore, PostgresCheck,
+    EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore,
+    PgPersonalDataStore, PgPool, PgRetentionStore, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore,
+    PostgresCheck,
 };
 use gad_redis::{Redis, RedisPool, RevocationHub};
 use gad_ws::{EventLogs, Realtime};
@@ -141,7 +142,7 @@ impl Application {
             &mut background,
         )?;
         let tickets = Tickets(Arc::new(PgTicketStore::new(pg_pool.clone())));
-        let metrics = metrics_endpoint(settings, pg_pool, redis.as_ref().map(|redis| redis.pool().clone()));
+        let metrics = metrics_endpoint(settings, pg_pool.clone(), redis.as_ref().map(|redis| redis.pool().clone()));
 
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
@@ -155,6 +156,12 @@ impl Application {
             }
             None => (None, None),
         };
+        if settings.retention.purge_interval_s > 0 {
+            let store = Arc::new(PgRetentionStore::new(pg_pool.clone(), settings.retention.purge_batch_size));
+            let every = Duration::from_secs(settings.retention.purge_interval_s);
+            let purge = crate::retention::purge_periodically(store, settings.retention.policy(), every);
+            background.start([BackgroundJob::new("retention purge", purge)]);
+        }
         tracing::info!(port, metrics_port, environment = settings.environment.as_str(), "listening");
         Ok(Self { port, metrics_port, api, metrics, realtime, background })
     }
@@ -219,6 +226,7 @@ fn services(
         revocations,
         audit: Arc::new(PgAuditLog::new(pg_pool.clone())),
         consents: Arc::new(PgConsentStore::new(pg_pool.clone())),
+        personal_data: Arc::new(PgPersonalDataStore::new(pg_pool.clone())),
         officers: Arc::new(PgOfficerStore::new(pg_pool.clone(), numbering.clone())),
         tasks: Arc::new(PgTaskStore::new(pg_pool.clone(), numbering)),
         idempotency: Arc::new(PgIdempotencyStore::new(pg_pool.clone())),

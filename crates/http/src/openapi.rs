@@ -22,6 +22,7 @@ use crate::routes;
         (name = "realtime", description = "Tickets for the WebSocket at GET /ws/connect (see docs/WEBSOCKET.md)"),
         (name = "users", description = "Users, their roles and their profiles (rectification)"),
         (name = "consents", description = "Consent records of a subject (GDPR)"),
+        (name = "privacy", description = "The subject's rights of access, portability and erasure (GDPR)"),
         (name = "audit", description = "The append-only audit log"),
         (name = "officers", description = "Field officers: profiles, positions, availability, nearest search"),
         (name = "tasks", description = "Tasks, their state machine, history and assignments"),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use gad_domain::audit::AuditLog;
 use gad_domain::clock::Clock;
 use gad_domain::consent::ConsentStore;
+use gad_domain::consent::export::PersonalDataStore;
 use gad_domain::health::DependencyCheck;
 use gad_domain::idempotency::IdempotencyStore;
 use gad_domain::stats::{ResponseCache, StatsStore};
@@ -111,6 +112,8 @@ pub struct Services {
     pub revocations: Arc<dyn Revocations>,
     pub audit: Arc<dyn AuditLog>,
     pub consents: Arc<dyn ConsentStore>,
+    /// Export and erasure of a subject's personal data.
+    pub personal_data: Arc<dyn PersonalDataStore>,
     pub officers: Arc<dyn OfficerStore>,
     pub tasks: Arc<dyn TaskStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,

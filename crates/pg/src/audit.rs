@@ -30,6 +30,7 @@ struct AuditRow<'a> {
     request_id: Option<&'a str>,
     ip: Option<ipnet::IpNet>,
     user_agent: Option<&'a str>,
+    details: &'a serde_json::Value,
 }
 
 /// The user agent is kept to the column's 512 characters.
@@ -38,6 +39,15 @@ fn bounded(user_agent: &str) -> &str {
 }
 
 pub(crate) async fn append(conn: &mut AsyncPgConnection, entry: &AuditEntry) -> QueryResult<()> {
+    append_with_details(conn, entry, &serde_json::Value::Object(serde_json::Map::new())).await
+}
+
+/// An audit row with details (which must never identify a person).
+pub(crate) async fn append_with_details(
+    conn: &mut AsyncPgConnection,
+    entry: &AuditEntry,
+    details: &serde_json::Value,
+) -> QueryResult<()> {
     let row = AuditRow {
         id: Uuid::now_v7(),
         actor_id: entry.actor.map(|(id, _)| id.as_uuid()),
@@ -49,6 +59,7 @@ pub(crate) async fn append(conn: &mut AsyncPgConnection, entry: &AuditEntry) -> 
         request_id: entry.context.request_id.as_deref(),
         ip: entry.context.ip.map(ipnet::IpNet::from),
         user_agent: entry.context.user_agent.as_deref().map(bounded),
+        details,
     };
     diesel::insert_into(audit_events::table).values(&row).execute(conn).await.map(drop)
 }

@@ -13,6 +13,7 @@ pub mod migrations;
 mod officers;
 pub mod pool;
 mod prepared;
+pub mod privacy;
 #[rustfmt::skip]
 pub mod schema;
 mod stats;
@@ -29,6 +30,7 @@ pub use health::PostgresCheck;
 pub use idempotency::PgIdempotencyStore;
 pub use officers::PgOfficerStore;
 pub use pool::{PgPool, PgSettings, build_pool};
+pub use privacy::{PgPersonalDataStore, PgRetentionStore};
 pub use stats::PgStatsStore;
 pub use tasks::PgTaskStore;
 pub use tickets::PgTicketStore;

@@ -327,7 +327,9 @@ impl OfficerStore for PgOfficerStore {
                     return Err(LocationFailure::ConsentRequired);
                 }
                 let point = "ST_SetSRID(ST_MakePoint($3, $2), 4326)::geography";
-                diesel::sql_query(format!(
+                // The profile row is locked first: an erasure that holds it makes this report
+                // wait, then find the profile gone, and record nothing.
+                let updated = diesel::sql_query(format!(
                     "UPDATE officers SET location = {point}, location_accuracy_m = $4, location_updated_at = $5 \
                      WHERE id = $1 AND deleted_at IS NULL"
                 ))
@@ -339,6 +341,9 @@ impl OfficerStore for PgOfficerStore {
                 .prepared()
                 .execute(conn)
                 .await?;
+                if updated == 0 {
+                    return Ok(None);
+                }
                 diesel::sql_query(format!(
                     "INSERT INTO officer_locations (officer_id, location, accuracy_m, recorded_at) VALUES ($1, {point}, $4, $5)"
                 ))

@@ -11,6 +11,7 @@ mod helpers;
 mod limits;
 mod metrics;
 mod officers;
+mod privacy;
 mod records;
 mod shutdown;
 mod stats;

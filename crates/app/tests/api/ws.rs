@@ -550,6 +550,24 @@ async fn logout_closes_the_users_sockets_with_4401_on_every_instance() {
 }
 
 #[tokio::test]
+async fn erasure_closes_the_subjects_sockets_with_4401_on_every_instance() {
+    let desk = desk().await;
+    let peer = desk.app.spawn_peer().await;
+    let (_, officer) = officer(&desk, "erased@x.org").await;
+    let me: Value = desk.app.get_as("/api/v1/auth/me", &officer).await.json().await.unwrap();
+    let mut here = connect(&desk.app, &officer).await;
+    let mut there = connect(&peer, &officer).await;
+    let mut bystander = connect(&peer, &desk.operator).await;
+    let erase = format!("/api/v1/users/{}/gdpr-delete", me["id"].as_str().unwrap());
+    assert_eq!(desk.app.send(Method::DELETE, &erase, &officer, None).await.status(), StatusCode::OK);
+    assert_eq!(here.close_code(SOON).await, Some(4401));
+    assert_eq!(there.close_code(SOON).await, Some(4401));
+    assert_eq!(peer.get_as("/api/v1/auth/me", &officer).await.status(), StatusCode::UNAUTHORIZED, "revoked there too");
+    bystander.send(json!({"type": "ping"})).await;
+    assert_eq!(bystander.next().await["type"], "pong", "other users keep their sockets");
+}
+
+#[tokio::test]
 async fn per_user_caps_refuse_the_handshake_with_429() {
     let app = TestApp::spawn_configured(Options::default(), |settings| settings.ws.max_connections_per_user = 2).await;
     let desk = desk_with(app).await;

@@ -50,6 +50,11 @@ pub fn may_read_consents(actor: Actor, subject: UserId) -> bool {
     actor.role == Role::Admin || actor.is(subject)
 }
 
+/// Export and erasure of personal data (SPEC §3): the subject, or an admin for anyone.
+pub fn may_exercise_privacy_rights(actor: Actor, subject: UserId) -> bool {
+    actor.role == Role::Admin || actor.is(subject)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +82,8 @@ mod tests {
             assert_eq!(may_read_audit(actor), audit, "{role} audit");
             assert!(may_record_consent(actor, actor.id) && !may_record_consent(actor, other), "{role} consent");
             assert_eq!(may_read_consents(actor, other), role == Role::Admin, "{role} read consents");
+            assert!(may_exercise_privacy_rights(actor, actor.id), "{role} exports and erases self");
+            assert_eq!(may_exercise_privacy_rights(actor, other), role == Role::Admin, "{role} privacy of other");
         }
     }
 }

@@ -11,6 +11,7 @@ mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod officers;
+mod privacy;
 mod stats;
 mod tasks;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
@@ -40,6 +41,8 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(users::delete_user)
         .service(consents::get_consents)
         .service(consents::post_consent)
+        .service(privacy::get_data_export)
+        .service(privacy::delete_personal_data)
         .service(audit::list_audit_events_route)
         .service(officers::list_officers_route)
         .service(officers::create_officer_route)

@@ -6,6 +6,7 @@
 mod adapters;
 mod append_only;
 mod constraints;
+mod data_map;
 mod event_log;
 mod fixtures;
 mod in_progress_rule;

@@ -1,5 +1,11 @@
-//! Consents (SPEC §7): an append-only history per subject; the newest record of each type is
-//! the current state, and a type never recorded is not granted.
+//! The subject's rights (SPEC §7). Consents: an append-only history per subject; the newest
+//! record of each type is the current state, and a type never recorded is not granted. The
+//! other rights live in the submodules: access and portability ([`export`]), erasure
+//! ([`erasure`]) and storage limitation ([`retention`]).
+
+pub mod erasure;
+pub mod export;
+pub mod retention;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
