@@ -13,6 +13,8 @@ pub fn gad(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gad"))
         .args(args)
         .env_clear()
+        // `just test-future` shifts the clock through these: the binary must live in the tests' time.
+        .envs(["LD_PRELOAD", "FAKETIME"].into_iter().filter_map(|name| Some((name, std::env::var(name).ok()?))))
         .env("GAD_ENV", "test")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
