@@ -143,11 +143,12 @@ async fn the_overview_is_for_supervisors_and_refuses_bad_windows() {
         assert_eq!(desk.app.send(Method::GET, OVERVIEW, token, None).await.status(), StatusCode::FORBIDDEN);
     }
     assert_eq!(desk.app.get(OVERVIEW).await.status(), StatusCode::UNAUTHORIZED);
+    let (now, tomorrow) = (hours_from_now(0), hours_from_now(24));
     for (query, field) in [
-        ("from=yesterday", "from"),
-        ("to=2026-13-01T00:00:00Z", "to"),
-        ("from=2026-12-01T00:00:00Z&to=2026-11-01T00:00:00Z", "to"),
-        ("from=2026-12-01T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
+        ("from=yesterday".to_owned(), "from"),
+        (format!("to={}-13-01T00:00:00Z", &now[..4]), "to"),
+        (format!("from={tomorrow}&to={now}"), "to"),
+        (format!("from={now}&to={now}"), "to"),
     ] {
         let response = desk.app.send(Method::GET, &format!("{OVERVIEW}?{query}"), &desk.supervisor, None).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
