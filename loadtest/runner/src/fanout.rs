@@ -1,9 +1,9 @@
-//! `ws-load`: opens N authenticated WebSocket connections to GAD, subscribes each to a topic,
+//! `fanout`: opens N authenticated WebSocket connections to GAD, subscribes each to a topic,
 //! creates tasks through the REST API at a given rate, and reports as JSON: connect times,
 //! delivery latency percentiles (event `ts`, i.e. its commit transaction, to receipt), losses
 //! and duplicates, and optionally the server's resident memory per connection.
 //!
-//! See loadtest/ws-load/README.md for how to run it.
+//! See loadtest/README.md for how to run it.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -12,16 +12,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::{Parser, ValueEnum};
-use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use clap::ValueEnum;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::stats::distribution;
+use crate::ws::{Frame, Socket, handshake, request};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum AuthMode {
@@ -31,17 +31,10 @@ enum AuthMode {
     Ticket,
 }
 
-#[derive(Debug, Parser)]
-#[command(name = "ws-load", about = "WebSocket load generator for GAD")]
-struct Args {
-    /// Base URL of the API.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    base: String,
-    /// An operator (or higher) account: it connects and creates the tasks.
-    #[arg(long, env = "WS_LOAD_EMAIL")]
-    email: String,
-    #[arg(long, env = "WS_LOAD_PASSWORD")]
-    password: String,
+/// Fan-out of events to many idle WebSocket connections (the base URL and the account, an
+/// operator or higher that connects and creates the tasks, are the runner's).
+#[derive(Debug, clap::Args)]
+pub struct Args {
     /// Connections to open.
     #[arg(long, default_value_t = 100)]
     connections: usize,
@@ -75,23 +68,6 @@ struct Args {
     max_delivery_p99_ms: Option<f64>,
 }
 
-#[derive(Deserialize)]
-struct Frame<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    #[serde(borrow)]
-    ts: Option<&'a str>,
-    seq: Option<i64>,
-    #[serde(borrow)]
-    data: Option<Data<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Data<'a> {
-    #[serde(borrow)]
-    id: Option<&'a str>,
-}
-
 /// What one connection saw.
 #[derive(Default)]
 struct Seen {
@@ -99,25 +75,6 @@ struct Seen {
     deliveries: Vec<(String, f64, OffsetDateTime)>,
     seqs: Vec<i64>,
     closed_early: bool,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn summary(mut values: Vec<f64>) -> Value {
-    values.sort_by(f64::total_cmp);
-    json!({
-        "count": values.len(),
-        "p50": percentile(&values, 50.0),
-        "p95": percentile(&values, 95.0),
-        "p99": percentile(&values, 99.0),
-        "max": values.last().copied().unwrap_or(f64::NAN),
-    })
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
@@ -128,59 +85,20 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches(" kB").trim().parse().ok())
 }
 
-async fn login(http: &reqwest::Client, args: &Args) -> anyhow::Result<String> {
-    let response = http
-        .post(format!("{}/api/v1/auth/login", args.base))
-        .json(&json!({"email": args.email, "password": args.password}))
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("login failed: {}", response.status());
-    }
-    let body: Value = response.json().await?;
-    body["access_token"].as_str().map(str::to_owned).context("no access_token")
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Connects, waits for `connection_ack`, subscribes and waits for `subscribed`.
-async fn open(http: &reqwest::Client, args: &Args, token: &str) -> anyhow::Result<Socket> {
-    let ws_base = args.base.replacen("http", "ws", 1);
-    let mut request = match args.auth {
-        AuthMode::Bearer => {
-            let mut request = format!("{ws_base}/ws/connect").into_client_request()?;
-            request.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
-            request
-        }
+/// A connection subscribed to the topic, authenticated as `args.auth` says.
+async fn open(http: &reqwest::Client, base: &str, args: &Args, token: &str) -> anyhow::Result<Socket> {
+    let request = match args.auth {
+        AuthMode::Bearer => request(base, Some(token), None)?,
         AuthMode::Ticket => {
-            let response = http.post(format!("{}/api/v1/ws/tickets", args.base)).bearer_auth(token).send().await?;
+            let response = http.post(format!("{base}/api/v1/ws/tickets")).bearer_auth(token).send().await?;
             if !response.status().is_success() {
                 bail!("ticket refused: {}", response.status());
             }
             let body: Value = response.json().await?;
-            let ticket = body["ticket"].as_str().context("no ticket")?;
-            format!("{ws_base}/ws/connect?ticket={ticket}").into_client_request()?
+            request(base, None, Some(body["ticket"].as_str().context("no ticket")?))?
         }
     };
-    request.headers_mut().remove("origin");
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let mut acked = false;
-    while let Some(frame) = socket.next().await {
-        if let Message::Text(text) = frame? {
-            let frame: Frame<'_> = serde_json::from_str(&text)?;
-            match frame.kind {
-                "connection_ack" if !acked => {
-                    acked = true;
-                    socket
-                        .send(Message::text(json!({"type": "subscribe", "topics": [args.topic]}).to_string()))
-                        .await?;
-                }
-                "subscribed" => return Ok(socket),
-                other => bail!("unexpected {other} during the handshake: {text}"),
-            }
-        }
-    }
-    bail!("closed during the handshake")
+    handshake(request, &args.topic).await
 }
 
 /// Reads until the socket closes or `stop` resolves, recording deliveries.
@@ -200,10 +118,7 @@ async fn read(
                     if frame.kind != "task.created" {
                         continue;
                     }
-                    let latency = frame
-                        .ts
-                        .and_then(|ts| OffsetDateTime::parse(ts, &Rfc3339).ok())
-                        .map_or(f64::NAN, |ts| (received - ts).as_seconds_f64() * 1000.0);
+                    let latency = frame.latency_ms(received).unwrap_or(f64::NAN);
                     if let Some(id) = frame.data.and_then(|data| data.id) {
                         local.deliveries.push((id.to_owned(), latency, received));
                     }
@@ -223,11 +138,10 @@ async fn read(
     *seen.lock().await = local;
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-    let token = login(&http, &args).await?;
+/// Runs the fan-out and prints its report; the exit status is 1 on a loss, a duplicate, a
+/// failed connection or a missed threshold.
+pub async fn run(api: &crate::api::Api, token: &str, args: Args) -> anyhow::Result<i32> {
+    let (http, token, base) = (api.http.clone(), token.to_owned(), api.base.clone());
     let rss_before = args.server_pid.and_then(rss_kb);
 
     // Ramp: open every connection, `concurrency` handshakes at a time.
@@ -235,11 +149,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Arc::new(args);
     let ramp_started = Instant::now();
     let opening = (0..args.connections).map(|_| {
-        let (permits, http, args, token) = (Arc::clone(&permits), http.clone(), Arc::clone(&args), token.clone());
+        let (permits, http, args, token, base) =
+            (Arc::clone(&permits), http.clone(), Arc::clone(&args), token.clone(), base.clone());
         tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
             let started = Instant::now();
-            let socket = open(&http, &args, &token).await;
+            let socket = open(&http, &base, &args, &token).await;
             (socket, started.elapsed().as_secs_f64() * 1000.0)
         })
     });
@@ -283,13 +198,12 @@ async fn main() -> anyhow::Result<()> {
     let scheduled_start = OffsetDateTime::now_utc().format(&Rfc3339)?;
     for index in 0..args.events {
         ticker.tick().await;
-        let (http, args, token, scheduled_start) =
-            (http.clone(), Arc::clone(&args), token.clone(), scheduled_start.clone());
+        let (http, token, scheduled_start, base) = (http.clone(), token.clone(), scheduled_start.clone(), base.clone());
         pending.push(tokio::spawn(async move {
             let body = json!({"title": format!("Load task {index}"), "kind": "patrol",
                               "scheduled_start": scheduled_start});
             let response =
-                http.post(format!("{}/api/v1/tasks", args.base)).bearer_auth(&token).json(&body).send().await.ok()?;
+                http.post(format!("{base}/api/v1/tasks")).bearer_auth(&token).json(&body).send().await.ok()?;
             if !response.status().is_success() {
                 return None;
             }
@@ -344,12 +258,12 @@ async fn main() -> anyhow::Result<()> {
         "connections": { "requested": args.connections, "open": connected, "failed": connect_errors.len(),
                          "first_errors": connect_errors.iter().take(5).collect::<Vec<_>>(),
                          "ramp_s": ramp_s, "closed_early": closed_early },
-        "connect_ms": summary(connect_ms.clone()),
+        "connect_ms": distribution(connect_ms.clone()),
         "events": { "created": created.len(), "create_errors": create_errors, "rate_per_s": args.rate },
         "deliveries": { "expected": created.len() * connected, "received": latencies.len(),
                         "losses": losses, "duplicates": duplicates, "out_of_order": unordered },
-        "delivery_latency_ms": summary(latencies.clone()),
-        "after_http_response_ms": summary(after_response),
+        "delivery_latency_ms": distribution(latencies.clone()),
+        "after_http_response_ms": distribution(after_response),
         "server_rss_kb": { "before": rss_before, "connected": rss_connected,
                            "per_connection_bytes": match (rss_before, rss_connected) {
                                (Some(before), Some(after)) if connected > 0 =>
@@ -366,8 +280,5 @@ async fn main() -> anyhow::Result<()> {
     if let Some(limit) = args.max_delivery_p99_ms {
         failed |= report["delivery_latency_ms"]["p99"].as_f64().is_none_or(|p99| p99 > limit);
     }
-    if failed {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(i32::from(failed))
 }
