@@ -32,18 +32,38 @@ run: services
     echo "GAD: http://${GAD_BIND:-127.0.0.1:8080}  (docs: /docs, metrics: /metrics)"
     GAD_ENV=${GAD_ENV:-local} exec {{gad}} serve
 
-# Run every test against real PostgreSQL+PostGIS and Redis; ends with the totals.
-test: services
+# Run every test against real PostgreSQL+PostGIS and Redis, instrumented for coverage: prints
+# the line coverage per crate, fails under the floors (workspace 85 %, crates/domain 95 %), and
+# ends with the totals. One run serves both: CI runs the suite once.
+test: services _llvm-cov
     #!/usr/bin/env bash
     set -euo pipefail
     source .data/env
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
+    cargo llvm-cov clean --profraw-only --workspace
     # Every test binary runs even when one fails, so that one red binary hides no other.
     status=0
-    cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+    cargo llvm-cov --workspace --locked --no-fail-fast --no-clean --no-report 2>&1 | tee "$log" || status=$?
+    just coverage-floor || status=$((status == 0 ? 1 : status))
     awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
     exit "$status"
+
+# Line coverage of the last `just test` per crate, failing under the floors. The load runner is
+# left out: `just load-smoke` exercises it, not the test suite.
+coverage-floor workspace="85" domain="95": _llvm-cov
+    cargo llvm-cov report --json --summary-only --ignore-filename-regex '/loadtest/' | scripts/coverage-floor.py {{workspace}} {{domain}}
+
+# An HTML coverage report of the last `just test` in target/llvm-cov/html.
+coverage-html: _llvm-cov
+    cargo llvm-cov report --html --ignore-filename-regex '/loadtest/'
+
+# cargo-llvm-cov, pinned, and the toolchain's LLVM tools it reads the profiles with.
+_llvm-cov:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools
+    [[ $(cargo llvm-cov --version 2>/dev/null) == "cargo-llvm-cov 0.9.1" ]] || cargo install --locked cargo-llvm-cov --version 0.9.1
 
 # Every test with the clock pushed forward (default +400 days): no test may depend on the date.
 test-future offset="+400d":
@@ -142,6 +162,46 @@ deny:
     ADVISORY_DB_CACHE="$PWD/target/advisory-dbs" ../shared/tools/advisory-db >/dev/null
     cargo fetch --locked
     cargo deny --offline check
+
+# --- quality gates: load, security (docs/QUALITY_GATES.md) ---
+
+# The load smoke profile (under a minute) against a GAD served for it: the blueprint's thresholds
+# and no WebSocket event lost (loadtest/local.sh; summary in target/loadtest/smoke.json).
+load-smoke: services
+    loadtest/local.sh smoke debug
+
+# The full profile (4.5 min, up to 100 virtual users) against a release build.
+load-full: services
+    LOADTEST_RELEASE=1 loadtest/local.sh full release
+
+security_venv := target / "security-venv"
+
+# The security scanners, pinned, in target/security-venv (from PyPI); hadolint comes with
+# `just deploy-tools`.
+security-tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv="{{security_venv}}"
+    requirements="detect-secrets==1.5.0 checkov==3.3.30"
+    if [[ $(cat "$venv/requirements" 2>/dev/null) != "$requirements" ]]; then
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        # shellcheck disable=SC2086
+        "$venv/bin/pip" install -q --disable-pip-version-check $requirements
+        echo "$requirements" >"$venv/requirements"
+    fi
+
+# The response security headers of SPEC §2 on a served GAD.
+security-headers: services
+    cargo build --locked -q --bin gad
+    source .data/env && GAD_BIN="{{gad}}" deploy/checks/security-headers.sh "$(mktemp)"
+
+# Every security scan (dependencies, secrets in the tree and the history, Dockerfile, deploy/
+# configuration, response headers); writes docs/SECURITY_AUDIT_RESULTS.md from their output and
+# fails on any finding neither fixed nor accepted with a reason.
+security: services security-tools deploy-tools
+    cargo build --locked -q --bin gad
+    source .data/env && SECURITY_VENV="{{security_venv}}" DEPLOY_VENV="{{deploy_venv}}" GAD_BIN="{{gad}}" scripts/security-audit.py
 
 # --- deploy/: validators, the restore drill and the canary tests (docs/DEPLOYMENT_GUIDE.md) ---
 
