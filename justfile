@@ -174,6 +174,21 @@ load-smoke: services
 load-full: services
     LOADTEST_RELEASE=1 loadtest/local.sh full release
 
+# The k6 scripts (loadtest/k6) parse as JavaScript modules; k6 itself is not needed.
+k6-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v node >/dev/null; then
+        if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; else echo "run: sudo apt-get install -y nodejs"; exit 1; fi
+    fi
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    for script in loadtest/k6/*.js; do
+        sed "s#'./common.js'#'./common.mjs'#" "$script" >"$scratch/$(basename "$script" .js).mjs"
+    done
+    for script in "$scratch"/*.mjs; do node --check "$script"; done
+    echo "ok  $(ls loadtest/k6/*.js | wc -l) k6 scripts parse"
+
 security_venv := target / "security-venv"
 
 # The security scanners, pinned, in target/security-venv (from PyPI); hadolint comes with

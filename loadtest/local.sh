@@ -24,6 +24,7 @@ run="gad_load_$(date +%s%N)"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 psql "$admin_url" -qc "CREATE DATABASE $run" >/dev/null
 server=
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     if [[ -n $server ]]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; fi
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS $run WITH (FORCE)" >/dev/null
@@ -31,7 +32,8 @@ cleanup() {
 trap cleanup EXIT
 
 export GAD_ENV=test DATABASE_URL="${DATABASE_URL%/*}/$run" GAD_BIND="127.0.0.1:$port" GAD__REDIS__KEY_PREFIX="$run:"
-export GAD_JWT_SECRET="load-signing-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+GAD_JWT_SECRET="load-signing-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export GAD_JWT_SECRET
 export GAD_RATE_LIMIT_GENERAL=10000000 GAD_RATE_LIMIT_LOGIN=10000000
 "$gad" migrate >/dev/null 2>&1
 password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 24)
