@@ -95,9 +95,9 @@ def secrets_tree():
 
 
 def secrets_history(reviewed):
-    """Every blob ever committed (on any ref) that is not in HEAD's tree, scanned once."""
+    """Every blob in the history of HEAD that is not in its tree, scanned once."""
     head = set(run(["git", "ls-tree", "-r", "--format=%(objectname)", "HEAD"])[1].split())
-    objects = run(["git", "rev-list", "--objects", "--all"])[1].splitlines()
+    objects = run(["git", "rev-list", "--objects", "HEAD"])[1].splitlines()
     blobs = {}
     for line in objects:
         sha, _, path = line.partition(" ")
@@ -105,7 +105,7 @@ def secrets_history(reviewed):
             blobs[sha] = path
     kinds = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], input="\n".join(blobs), capture_output=True, text=True).stdout
     blobs = {sha: blobs[sha] for sha, kind in (line.split() for line in kinds.splitlines()) if kind == "blob"}
-    commits = run(["git", "rev-list", "--all", "--count"])[1].strip()
+    commits = run(["git", "rev-list", "--count", "HEAD"])[1].strip()
     findings, failed = [], False
     accepted_history = {entry["hash"]: entry for entry in accepted.get("history", [])}
     with tempfile.TemporaryDirectory() as scratch:
@@ -129,7 +129,7 @@ def secrets_history(reviewed):
                 findings.append((item["type"], where, "fix required: rotate it if real, then accept it in deploy/security-accepted.toml"))
     findings = list(dict.fromkeys(findings))
     section("Secrets in the git history", f"detect-secrets {package_version('detect-secrets')}",
-            f"detect-secrets scan over {len(blobs)} blobs of {commits} commits (every ref) not in HEAD",
+            f"detect-secrets scan over the {len(blobs)} blobs of the {commits} commits of HEAD's history that are not in its tree",
             findings, not failed, "Values that are also in the tree are covered by its audited baseline.")
 
 
