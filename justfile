@@ -41,7 +41,7 @@ test: services _llvm-cov
     source .data/env
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
-    cargo llvm-cov clean --profraw-only --workspace
+    cargo llvm-cov clean --profraw-only
     # Every test binary runs even when one fails, so that one red binary hides no other.
     status=0
     cargo llvm-cov --workspace --locked --no-fail-fast --no-clean --no-report 2>&1 | tee "$log" || status=$?
