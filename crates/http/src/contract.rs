@@ -62,6 +62,8 @@ fn refine_operation(path: &str, operation: &mut Value) {
             };
             if let Some(exact) = exact {
                 parameter["schema"] = exact;
+            } else if location == "query" && is_plain_text(&parameter["schema"]) {
+                parameter["schema"] = json!({"type": "string", "pattern": NO_NUL});
             }
         }
     }
@@ -227,7 +229,21 @@ fn cursor() -> Value {
     json!({"type": "string", "pattern": "^([A-Za-z0-9_-]{21}[AQgw])?$"})
 }
 
-/// The schema of query parameter `name` of `path`, as its handler validates it.
+/// The envelope middleware refuses a NUL in any query parameter (422).
+const NO_NUL: &str = "^[^\\x00]*$";
+
+/// Text that its handler compares as given (`unit`, `action`): no rule but the one on NUL.
+fn is_plain_text(schema: &Value) -> bool {
+    let text = match schema.get("type") {
+        Some(Value::Array(kinds)) => kinds.iter().all(|kind| kind == "string" || kind == "null"),
+        kind => kind.is_some_and(|kind| kind == "string"),
+    };
+    let rules = ["pattern", "enum", "format", "minLength", "maxLength"];
+    text && rules.iter().all(|rule| schema.get(rule).is_none())
+}
+
+/// The schema of query parameter `name` of `path`, as its handler validates it; `None` for
+/// plain text (see `is_plain_text`).
 fn query_schema(path: &str, name: &str) -> Option<Value> {
     let statuses = || TaskStatus::ALL.iter().map(|status| status.as_str());
     Some(match (path, name) {
@@ -238,9 +254,8 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
             "type": "string",
             "pattern": format!("^[{SPACE}]*[^\\x00]{{0,{MAX_SEARCH_CHARS}}}[{SPACE}]*$"),
         }),
-        // Compared as given; only NUL is refused, for every query parameter (the envelope).
-        ("/api/v1/users", "q") => json!({"type": "string", "maxLength": 100, "pattern": "^[^\\x00]*$"}),
-        ("/api/v1/audit-events", "action" | "resource_type") => json!({"type": "string", "pattern": "^[^\\x00]*$"}),
+        // Compared as given; only NUL is refused, as in every query parameter.
+        ("/api/v1/users", "q") => json!({"type": "string", "maxLength": 100, "pattern": NO_NUL}),
         ("/api/v1/officers/nearest", "limit") => page_limit(100),
         ("/api/v1/officers/nearest", "available_only") | ("/api/v1/users", "is_active") => boolean_text(),
         ("/api/v1/geo/map", "radius_m") => number(100.0, 100_000.0),
