@@ -72,21 +72,19 @@ fn refine_operation(path: &str, operation: &mut Value) {
         .get("security")
         .and_then(Value::as_array)
         .is_some_and(|requirements| requirements.iter().any(|requirement| requirement.get("bearer").is_some()));
-    let has_path_id = operation
-        .get("parameters")
-        .and_then(Value::as_array)
-        .is_some_and(|parameters| parameters.iter().any(|parameter| parameter["in"] == "path"));
-    let has_query = operation
-        .get("parameters")
-        .and_then(Value::as_array)
-        .is_some_and(|parameters| parameters.iter().any(|parameter| parameter["in"] == "query"));
+    let parameters = operation.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+    let has_parameter = |matches: fn(&Value) -> bool| parameters.iter().any(matches);
+    let has_path_id = has_parameter(|parameter| parameter["in"] == "path");
+    let has_query = has_parameter(|parameter| parameter["in"] == "query");
+    let idempotent = has_parameter(|parameter| parameter["name"] == "Idempotency-Key");
     let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { return };
     let api = path.starts_with("/api/v1/") && path != "/api/v1/health";
-    let standard: [(bool, u16, &str); 9] = [
+    let standard: [(bool, u16, &str); 10] = [
         (has_body || has_query, 400, "malformed JSON or query string (`bad_request`)"),
         (authenticated, 401, "missing, invalid, expired or revoked access token (`unauthenticated`)"),
         (has_path_id, 404, "no such object, or a path id that is not a UUID (`not_found`)"),
         (has_body, 408, "the request body did not arrive in time (`request_timeout`)"),
+        (idempotent, 409, "a request with the same `Idempotency-Key` is still running (`conflict`)"),
         (has_body, 413, "the request body is larger than the limit (`payload_too_large`)"),
         (has_body, 415, "the request body is not `application/json` (`unsupported_media_type`)"),
         (

@@ -101,6 +101,11 @@ async fn the_idempotency_key_is_described_as_validated() {
         .find(|parameter| parameter["name"] == "Idempotency-Key")
         .unwrap();
     assert_eq!(key["schema"]["type"], "string", "{key}");
+    for path in ["/api/v1/tasks", "/api/v1/tasks/emergency"] {
+        let responses = &document["paths"][path]["post"]["responses"];
+        assert!(responses["409"].is_object(), "{path}: the same key still running");
+        assert!(responses["422"].is_object(), "{path}: a key reused with another body");
+    }
     assert!(key["schema"]["pattern"].as_str().unwrap().contains("{0,253}"), "{key}");
     let body = json!({"title": "Keyed", "kind": "patrol", "scheduled_start": crate::helpers::hours_from_now(1)});
     for (key, expected) in [("k".repeat(255), StatusCode::CREATED), ("k".repeat(256), StatusCode::UNPROCESSABLE_ENTITY)]
