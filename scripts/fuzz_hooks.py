@@ -1,4 +1,5 @@
-"""Schemathesis hooks for scripts/fuzz.sh: the rules of GAD that JSON Schema cannot state.
+"""Schemathesis hooks for scripts/fuzz.sh: the rules of GAD that JSON Schema cannot state, and
+the fuzzing admin's own account kept usable.
 
 `positive_data_acceptance` expects every schema-valid request to be accepted. A few rules of
 SPEC lie outside what a schema can say (docs/API.md §1.8): they relate two fields, refer to rows
@@ -65,16 +66,30 @@ def ordered(start, end):
     return start is None or end is None or end > start
 
 
+# The roles as the served document lists them.
+PATCH_USER = get("/api/v1/openapi.json")["components"]["schemas"]["PatchUserRequest"]
+ROLES = [role for role in PATCH_USER["properties"]["role"]["enum"] if role is not None]
+
+
+def own_account(case):
+    """Whether the case acts on the fuzzing admin itself. Deactivating, demoting or erasing it
+    revokes the token that every later case sends, so those cases would only see 401."""
+    return str((case.path_parameters or {}).get("id")) == ADMIN_ID
+
+
 def body(case):
     return case.body if isinstance(case.body, dict) else {}
 
 
 @schemathesis.hook
 def filter_case(ctx, case):
-    """Rules across fields or against the clock, each a 422 by SPEC or docs/API.md: not valid data."""
+    """The fuzzing admin is not deactivated or erased (in any case); rules across fields or
+    against the clock, each a 422 by SPEC or docs/API.md, are not valid data (positive cases)."""
+    name = operation(ctx)
+    if name in ("DELETE /api/v1/users/{id}", "DELETE /api/v1/users/{id}/gdpr-delete") and own_account(case):
+        return False
     if not positive(case):
         return True
-    name = operation(ctx)
     query = case.query or {}
     if name == "POST /api/v1/tasks":
         # `scheduled_end` after `scheduled_start`.
@@ -104,12 +119,19 @@ def filter_case(ctx, case):
 
 @schemathesis.hook
 def map_case(ctx, case):
-    """References to rows that must exist (422 otherwise), a secret the fuzzer cannot know, and
-    an idempotency key that SPEC §4 refuses (422) with any body but its first."""
-    if not positive(case):
-        return case
+    """The fuzzing admin keeps its role and stays active (in any case); in positive cases,
+    references to rows that must exist (422 otherwise), a secret the fuzzer cannot know, and an
+    idempotency key that SPEC §4 refuses (422) with any body but its first."""
     name = operation(ctx)
     fields = body(case)
+    if name in ("PATCH /api/v1/users/{id}", "PUT /api/v1/users/{id}") and own_account(case):
+        # Valid values that would end the session stay valid but keep the account as it is.
+        if fields.get("role") in ROLES:
+            fields["role"] = "admin"
+        if fields.get("is_active") is False:
+            fields["is_active"] = True
+    if not positive(case):
+        return case
     if name == "POST /api/v1/officers" and not exists("users", fields.get("user_id")):
         fields["user_id"] = ADMIN_ID
     if name in ("POST /api/v1/tasks", "PATCH /api/v1/tasks/{id}"):
