@@ -13,7 +13,7 @@ mod metrics;
 pub(crate) mod officers;
 mod privacy;
 mod stats;
-mod tasks;
+pub(crate) mod tasks;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
 pub mod ws_tickets;
