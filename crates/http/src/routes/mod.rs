@@ -7,13 +7,13 @@ mod auth;
 mod consents;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 mod geo;
-mod health;
+pub(crate) mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod officers;
 mod privacy;
 mod stats;
-mod tasks;
+pub(crate) mod tasks;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
 pub mod ws_tickets;
