@@ -44,7 +44,7 @@ test: services _llvm-cov
     cargo llvm-cov clean --profraw-only
     # Every test binary runs even when one fails, so that one red binary hides no other.
     status=0
-    cargo llvm-cov --workspace --locked --no-fail-fast --no-clean --no-report 2>&1 | tee "$log" || status=$?
+    cargo llvm-cov --workspace --locked --no-fail-fast --no-report 2>&1 | tee "$log" || status=$?
     just coverage-floor || status=$((status == 0 ? 1 : status))
     awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
     exit "$status"
