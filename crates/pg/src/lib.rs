@@ -18,6 +18,7 @@ pub mod privacy;
 pub mod schema;
 mod stats;
 mod tasks;
+mod telegram;
 mod tickets;
 pub mod users;
 
@@ -33,5 +34,6 @@ pub use pool::{PgPool, PgSettings, build_pool};
 pub use privacy::{PgPersonalDataStore, PgRetentionStore};
 pub use stats::PgStatsStore;
 pub use tasks::PgTaskStore;
+pub use telegram::PgTelegramStore;
 pub use tickets::PgTicketStore;
 pub use users::PgUserStore;

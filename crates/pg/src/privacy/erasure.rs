@@ -124,6 +124,7 @@ const STEPS: &[(&str, Treatment, &str)] = &[
     ("telegram_links", Treatment::Deleted, "DELETE FROM telegram_links WHERE user_id = $1"),
     ("telegram_link_codes", Treatment::Deleted, "DELETE FROM telegram_link_codes WHERE user_id = $1"),
     ("telegram_conversations", Treatment::Deleted, "DELETE FROM telegram_conversations WHERE user_id = $1"),
+    ("telegram_outbox", Treatment::Deleted, "DELETE FROM telegram_outbox WHERE user_id = $1"),
     (
         "officers",
         Treatment::Pseudonymised,
