@@ -20,4 +20,6 @@ CREATE TABLE telegram_outbox (
 );
 CREATE INDEX telegram_outbox_due_idx ON telegram_outbox (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX telegram_outbox_user_idx ON telegram_outbox (user_id);
+-- Each user's notifications leave in order: the oldest pending one first.
+CREATE INDEX telegram_outbox_user_pending_idx ON telegram_outbox (user_id, id) WHERE status = 'pending';
 CREATE INDEX telegram_outbox_task_user_idx ON telegram_outbox (task_id, user_id);

@@ -414,12 +414,15 @@ impl NotificationQueue for PgTelegramStore {
         .map_err(query_error)
     }
 
+    /// Each user's notifications leave in order: only the oldest pending one of a user is due.
     async fn claim(&self, limit: i64, lease: Duration) -> Result<Vec<Notification>, StoreError> {
         let mut conn = connection(&self.pool).await?;
         let rows: Vec<NotificationRow> = diesel::sql_query(
             "UPDATE telegram_outbox o SET claimed_until = now() + make_interval(secs => $2) \
-             FROM (SELECT id FROM telegram_outbox WHERE status = 'pending' AND next_attempt_at <= now() \
+             FROM (SELECT id FROM telegram_outbox t WHERE status = 'pending' AND next_attempt_at <= now() \
                      AND (claimed_until IS NULL OR claimed_until < now()) \
+                     AND NOT EXISTS (SELECT 1 FROM telegram_outbox earlier WHERE earlier.user_id = t.user_id \
+                                       AND earlier.status = 'pending' AND earlier.id < t.id) \
                    ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) due \
              WHERE o.id = due.id \
              RETURNING o.id, o.kind, o.user_id, \

@@ -197,7 +197,9 @@ pub(crate) async fn answer_text(session: &Session<'_>, text: &str) -> Result<Opt
             Draft::Title { kind } => match Title::parse(text) {
                 Ok(title) => Some(Draft::Priority { kind: *kind, title: title.as_str().to_owned() }),
                 Err(_) => {
-                    return Ok(Some(Reply::plain("El título debe tener entre 3 y 200 caracteres. Escríbelo de nuevo.")));
+                    return Ok(Some(Reply::plain(
+                        "El título debe tener entre 3 y 200 caracteres. Escríbelo de nuevo.",
+                    )));
                 }
             },
             Draft::Priority { kind, title } => {
