@@ -98,7 +98,8 @@ async fn arrange_subject(app: &TestApp) -> Subject {
     expect_status(app.send(Method::POST, &transitions, &token, Some(start)).await, StatusCode::OK).await;
     expect_status(app.send(Method::POST, "/api/v1/ws/tickets", &token, None).await, StatusCode::CREATED).await;
 
-    // The bot is not built yet: its tables are filled as it will fill them.
+    // The bot's tables, filled as the bot fills them (its own tests drive it through the fake
+    // Bot API; here only the rows matter).
     execute(
         app,
         &format!(
@@ -110,6 +111,13 @@ async fn arrange_subject(app: &TestApp) -> Subject {
     execute(
         app,
         "INSERT INTO telegram_link_codes (code, user_id, expires_at) VALUES ('code-' || replace($1::text, '-', ''), $1, now() + interval '10 minutes')",
+        id,
+    )
+    .await;
+    execute(
+        app,
+        "INSERT INTO telegram_outbox (event_seq, user_id, task_id, kind, task, committed_at) \
+         VALUES (1, $1, gen_random_uuid(), 'assigned', '{\"code\": \"T-000001\", \"title\": \"Night patrol\"}', now())",
         id,
     )
     .await;
