@@ -199,7 +199,7 @@ fn error(failure: &Failure) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(failure.code).unwrap()).json(body)
 }
 
-fn ok(result: Value) -> HttpResponse {
+fn ok(result: &Value) -> HttpResponse {
     HttpResponse::Ok().json(json!({"ok": true, "result": result}))
 }
 
@@ -221,12 +221,12 @@ async fn answer(path: web::Path<(String, String)>, body: web::Bytes, state: web:
         "sendMessage" => {
             let id = state.next_message_id.fetch_add(1, Ordering::SeqCst) + 1;
             ok(
-                json!({"message_id": id, "date": 0, "chat": {"id": body["chat_id"], "type": "private"}, "text": body["text"]}),
+                &json!({"message_id": id, "date": 0, "chat": {"id": body["chat_id"], "type": "private"}, "text": body["text"]}),
             )
         }
-        "editMessageText" => ok(json!({"message_id": body["message_id"], "date": 0,
+        "editMessageText" => ok(&json!({"message_id": body["message_id"], "date": 0,
             "chat": {"id": body["chat_id"], "type": "private"}, "text": body["text"]})),
-        "answerCallbackQuery" | "setWebhook" | "deleteWebhook" => ok(json!(true)),
+        "answerCallbackQuery" | "setWebhook" | "deleteWebhook" => ok(&json!(true)),
         "getUpdates" => get_updates(&body, &state).await,
         _ => error(&Failure { code: 404, description: "Not Found".into(), retry_after: None }),
     }
@@ -263,5 +263,5 @@ async fn get_updates(body: &Value, state: &State) -> HttpResponse {
         let _ = tokio::time::timeout(left, arrived).await;
     };
     state.polling.fetch_sub(1, Ordering::SeqCst);
-    ok(Value::Array(ready))
+    ok(&Value::Array(ready))
 }
