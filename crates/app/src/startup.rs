@@ -17,7 +17,7 @@ use gad_http::Services;
 use gad_http::auth::{Argon2Hasher, TokenIssuer};
 use gad_http::cache::InProcessResponseCache;
 use gad_http::rate_limit::{InProcessRateLimiter, RateLimitPolicy};
-use gad_http::{AppState, MetricsEndpoint, Tickets};
+use gad_http::{AppState, HttpMetrics, MetricsEndpoint, RecentHealth, Tickets};
 use gad_pg::{
     EventNumbering, PgAuditLog, PgAuthStore, PgConsentStore, PgEventLog, PgIdempotencyStore, PgOfficerStore,
     PgPersonalDataStore, PgPool, PgRetentionStore, PgStatsStore, PgTaskStore, PgTicketStore, PgUserStore,
@@ -129,6 +129,7 @@ impl Application {
         let state = AppState {
             dependencies: dependencies.into(),
             probe_timeout: settings.health.probe_timeout,
+            health: Arc::new(RecentHealth::new(settings.health.report_max_age)),
             version: env!("CARGO_PKG_VERSION"),
             started_at: Instant::now(),
         };
@@ -299,7 +300,9 @@ fn metrics_endpoint(settings: &Settings, pg_pool: PgPool, redis_pool: Option<Red
             record_pool("redis", pool.status());
         }
         handle.run_upkeep();
-        handle.render()
+        let mut exposition = handle.render();
+        HttpMetrics::global().render_into(&mut exposition);
+        exposition
     };
     MetricsEndpoint::new(Arc::new(render), &settings.metrics)
 }

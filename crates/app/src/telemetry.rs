@@ -6,14 +6,11 @@
 
 use std::sync::OnceLock;
 
+use gad_http::{HttpMetrics, LATENCY_BUCKETS};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Environment, LogConfig, LogFormat};
-
-/// Histogram buckets in seconds: fine at the low end, where GAD's latencies live.
-const LATENCY_BUCKETS: [f64; 14] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Installs the log subscriber. A second call (tests spawning several apps) keeps the first.
 pub fn init_logging(log: &LogConfig, environment: Environment) -> anyhow::Result<()> {
@@ -54,12 +51,6 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_counter!("http_requests_total", "HTTP requests by method, route pattern and status");
-    metrics::describe_histogram!(
-        "http_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "HTTP request latency by method, route pattern and status"
-    );
     metrics::describe_gauge!("pool_connections", "Connections of each pool (postgres, redis) by state");
     metrics::describe_gauge!("pool_max_connections", "Size limit of each pool");
     metrics::describe_gauge!("pool_waiting", "Requests waiting for a connection of each pool");
@@ -72,10 +63,8 @@ fn describe() {
 /// series the alert rules and the dashboard in `deploy/` read exists from the first scrape
 /// (`just check-metrics` compares them with a live scrape).
 fn register_known_series() {
-    for (route, status) in [("/health/live", "200"), ("/health/ready", "200"), ("/health/ready", "503")] {
-        let labels = [("method", "GET"), ("route", route), ("status", status)];
-        metrics::counter!("http_requests_total", &labels).increment(0);
-        let _registered = metrics::histogram!("http_request_duration_seconds", &labels);
+    for (route, status) in [("/health/live", 200), ("/health/ready", 200), ("/health/ready", 503)] {
+        HttpMetrics::global().register("GET", route, status);
     }
     for outcome in ["success", "invalid", "locked"] {
         metrics::counter!("auth_logins_total", "outcome" => outcome).increment(0);
@@ -117,7 +106,8 @@ fn register_known_series() {
 mod tests {
     #[test]
     fn known_series_are_exposed_at_zero_before_their_first_event() {
-        let scrape = super::prometheus().render();
+        let mut scrape = super::prometheus().render();
+        gad_http::HttpMetrics::global().render_into(&mut scrape);
         for series in [
             r#"http_requests_total{method="GET",route="/health/ready",status="503"} 0"#,
             r#"auth_logins_total{outcome="locked"} 0"#,

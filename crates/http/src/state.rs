@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::TokenIssuer;
 use crate::rate_limit::RateLimitPolicy;
+pub use crate::routes::health::RecentHealth;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,6 +27,8 @@ pub struct AppState {
     pub dependencies: Arc<[Arc<dyn DependencyCheck>]>,
     /// Upper bound for one readiness probe, so that health never hangs on a stuck dependency.
     pub probe_timeout: Duration,
+    /// The probes `/api/v1/health` shares (see `health.report_max_age_ms`).
+    pub health: Arc<RecentHealth>,
     pub version: &'static str,
     pub started_at: Instant,
 }
@@ -48,6 +51,9 @@ pub struct HealthSettings {
     /// Upper bound for one readiness probe.
     #[serde(rename = "probe_timeout_ms", with = "settings::millis")]
     pub probe_timeout: Duration,
+    /// How old the dependency probes of `/api/v1/health` may be before a caller probes again.
+    #[serde(rename = "report_max_age_ms", with = "settings::millis")]
+    pub report_max_age: Duration,
 }
 
 /// The `metrics` section of the configuration.

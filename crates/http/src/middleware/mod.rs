@@ -14,6 +14,7 @@ mod span;
 pub(crate) use body_deadline::{BodyDeadline, body_deadline};
 pub(crate) use envelope::{ServedMethods, error_envelope};
 pub(crate) use metrics::record_metrics;
+pub use metrics::{HttpMetrics, LATENCY_BUCKETS};
 pub(crate) use request_id::{RequestId, current_request_id, request_id};
 pub(crate) use security_headers::SecurityHeaders;
 pub(crate) use span::RequestSpan;

@@ -1,6 +1,7 @@
 //! Liveness, readiness and the detailed health report (SPEC §8).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
@@ -28,7 +29,7 @@ pub(crate) struct Readiness {
     checks: BTreeMap<&'static str, DependencyReport>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct DependencyReport {
     /// `up` or `down`.
     #[schema(example = "up")]
@@ -97,17 +98,52 @@ pub(crate) async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
 
 /// Status, version, uptime and every dependency with its probe latency. Always 200: the body
 /// says `degraded` when something is down (readiness is the endpoint that fails).
+///
+/// The dependencies are probed at most once per `health.report_max_age_ms`: callers in between
+/// (and callers that arrive while a probe runs) share the latest report, so that polling this
+/// route costs PostgreSQL and Redis nothing beyond one probe each per interval.
 #[utoipa::path(tag = "health", responses((status = 200, description = "health report", body = ApiHealth)))]
 #[get("/api/v1/health")]
 pub(crate) async fn get_api_health(state: web::Data<AppState>) -> web::Json<ApiHealth> {
-    let dependencies = probe_all(&state).await;
+    let dependencies = state.health.recent(|| probe_all(&state)).await;
     let all_up = dependencies.values().all(|report| report.detail.is_none());
     web::Json(ApiHealth {
         status: if all_up { "ok" } else { "degraded" },
         version: state.version,
         uptime_seconds: state.started_at.elapsed().as_secs(),
-        dependencies,
+        dependencies: (*dependencies).clone(),
     })
+}
+
+type Reports = BTreeMap<&'static str, DependencyReport>;
+
+/// The latest probe of every dependency, shared by the health reports of one interval.
+/// Readiness does not use it: a load balancer must see a failure at its next probe.
+#[derive(Debug)]
+pub struct RecentHealth {
+    max_age: std::time::Duration,
+    latest: tokio::sync::Mutex<Option<(Instant, Arc<Reports>)>>,
+}
+
+impl RecentHealth {
+    pub fn new(max_age: std::time::Duration) -> Self {
+        Self { max_age, latest: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The latest reports if younger than the maximum age, else those of a new probe. The lock
+    /// is held while probing, so concurrent callers wait for that one probe instead of starting
+    /// their own.
+    async fn recent<F: Future<Output = Reports>>(&self, probe: impl FnOnce() -> F) -> Arc<Reports> {
+        let mut latest = self.latest.lock().await;
+        if let Some((at, reports)) = latest.as_ref()
+            && at.elapsed() < self.max_age
+        {
+            return Arc::clone(reports);
+        }
+        let reports = Arc::new(probe().await);
+        *latest = Some((Instant::now(), Arc::clone(&reports)));
+        reports
+    }
 }
 
 /// Probes every dependency concurrently, each bounded by the probe timeout.
@@ -126,4 +162,38 @@ async fn probe_all(state: &AppState) -> BTreeMap<&'static str, DependencyReport>
         (dependency.name(), report)
     });
     join_all(probes).await.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn probe(count: &AtomicUsize) -> Reports {
+        count.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        BTreeMap::from([("postgres", DependencyReport { status: "up", detail: None, latency_ms: 1.0 })])
+    }
+
+    #[tokio::test]
+    async fn callers_within_the_maximum_age_share_one_probe() {
+        let health = RecentHealth::new(Duration::from_secs(60));
+        let probes = AtomicUsize::new(0);
+        let reports = join_all((0..8).map(|_| health.recent(|| probe(&probes)))).await;
+        assert_eq!(probes.load(Ordering::SeqCst), 1, "eight concurrent callers, one probe");
+        assert!(reports.iter().all(|report| report["postgres"].status == "up"));
+        health.recent(|| probe(&probes)).await;
+        assert_eq!(probes.load(Ordering::SeqCst), 1, "a later caller within the age reuses it");
+    }
+
+    #[tokio::test]
+    async fn a_report_older_than_the_maximum_age_is_probed_again() {
+        let health = RecentHealth::new(Duration::ZERO);
+        let probes = AtomicUsize::new(0);
+        health.recent(|| probe(&probes)).await;
+        health.recent(|| probe(&probes)).await;
+        assert_eq!(probes.load(Ordering::SeqCst), 2);
+    }
 }

@@ -7,7 +7,7 @@ mod auth;
 mod consents;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 mod geo;
-mod health;
+pub(crate) mod health;
 mod metrics;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod officers;

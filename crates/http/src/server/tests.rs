@@ -18,6 +18,7 @@ use crate::auth::{AuthSettings, TokenIssuer};
 use crate::error::ApiError;
 use crate::rate_limit::{InProcessRateLimiter, RateLimitSettings};
 use crate::state::MetricsSettings;
+use crate::state::RecentHealth;
 
 #[derive(Debug, Deserialize)]
 struct Echo {
@@ -71,6 +72,7 @@ fn shared(settings: &HttpSettings, metrics: &MetricsSettings) -> Shared {
     let state = AppState {
         dependencies: Arc::from(Vec::new()),
         probe_timeout: Duration::from_secs(1),
+        health: Arc::new(RecentHealth::new(Duration::from_secs(1))),
         version: "test",
         started_at: Instant::now(),
     };
