@@ -425,6 +425,9 @@ async fn arrange_expired_rows(app: &TestApp, subject: Uuid, old_locations: i64) 
         "INSERT INTO audit_events (id, at, actor_id, action, resource_type, outcome) \
          VALUES (gen_random_uuid(), now() - interval '400 days', $1, 'auth.login', 'user', 'success')",
         "INSERT INTO telegram_processed_updates (update_id, processed_at) VALUES (1, now() - interval '8 days'), (2, now())",
+        "INSERT INTO telegram_outbox (event_seq, user_id, task_id, kind, task, committed_at, status, settled_at) \
+         VALUES (1001, $1, gen_random_uuid(), 'assigned', '{}', now() - interval '9 days', 'sent', now() - interval '8 days'), \
+                (1002, $1, gen_random_uuid(), 'assigned', '{}', now(), 'pending', NULL)",
         "INSERT INTO ws_tickets (ticket_hash, user_id, created_at, expires_at, role, token_jti, session_id, token_issued_at, token_expires_at) \
          VALUES (sha256('old'::bytea), $1, now() - interval '9 days', now() - interval '8 days', 'officer', gen_random_uuid(), gen_random_uuid(), now(), now())",
         "INSERT INTO idempotency_keys (owner_id, scope, key, request_hash, created_at, expires_at) \
@@ -457,6 +460,7 @@ async fn gad_purge_counts_in_a_dry_run_then_deletes_only_what_is_past_retention_
         ("officer_locations", 25),
         ("audit_events", 1),
         ("telegram_processed_updates", 1),
+        ("telegram_outbox", 1),
         ("ws_tickets", 1),
         ("idempotency_keys", 1),
     ] {

@@ -280,7 +280,7 @@ pub const DATA_MAP: &[Table] = &[
         subject_rows: Some("user_id = $subject"),
         order_by: "id",
         erasure: "deleted",
-        retention: "deleted with the user's link, or by erasure",
+        retention: "sent, skipped or failed: retention.processed_telegram_updates_days after settling; pending: until unlinked",
         columns: &[
             operational("id"),
             operational("event_seq"),
