@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::audit::AuditEntry;
 use crate::error::StoreError;
 use crate::users::policy::Actor;
-use crate::users::{Role, UserId};
+use crate::users::UserId;
 
 /// How long a link code may wait for its `/start`.
 pub const LINK_CODE_LIFETIME: time::Duration = time::Duration::minutes(10);
@@ -39,12 +39,6 @@ pub struct LinkedUser {
     pub actor: Actor,
     /// Their officer profile, when they have one.
     pub officer_id: Option<Uuid>,
-}
-
-impl LinkedUser {
-    pub fn role(&self) -> Role {
-        self.actor.role
-    }
 }
 
 /// Chat links. Codes are handed over in clear and stored hashed by the store; every write
