@@ -373,7 +373,7 @@ inserted AS ( \
         AND told.kind = 'assigned' AND told.event_seq > coalesce(( \
           SELECT max(gone.event_seq) FROM telegram_outbox gone \
           WHERE gone.task_id = f.task_id AND gone.user_id = f.user_id AND gone.kind = 'unassigned'), 0))) \
-  ON CONFLICT DO NOTHING RETURNING 1), \
+  ORDER BY f.seq ON CONFLICT DO NOTHING RETURNING 1), \
 advanced AS ( \
   UPDATE event_consumers SET last_seq = (SELECT max(seq) FROM batch), updated_at = now() \
   WHERE name = 'telegram' AND EXISTS (SELECT 1 FROM batch) RETURNING 1) \
