@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Contract fuzzing: serves `gad` on a scratch database with an administrator, runs schemathesis
 # with every check against the OpenAPI document it serves, authenticated, and fails on any
-# failure. Each operation gets FUZZ_EXAMPLES generated cases (default 30).
-#   scripts/fuzz.sh   (or `just fuzz`)
+# failure. Each operation gets FUZZ_EXAMPLES generated cases (default 30); further arguments go
+# to `st run` as they are.
+#   scripts/fuzz.sh [st run options]   e.g. scripts/fuzz.sh --include-path-regex '^/api/v1/tasks'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .data/env
@@ -31,14 +32,18 @@ export GAD_JWT_SECRET=fuzz-signing-key-that-is-long-enough-for-hs256 REDIS_URL=
 export GAD_RATE_LIMIT_GENERAL=10000000 GAD_RATE_LIMIT_LOGIN=10000000 GAD__AUTH__ACCESS_TOKEN_TTL_S=7200
 "$gad" migrate >/dev/null 2>&1
 password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 24)
-GAD_ADMIN_PASSWORD=$password "$gad" create-admin --email fuzz@gad.local >/dev/null
+GAD_ADMIN_PASSWORD=$password "$gad" create-admin --email fuzz@gad.local >/dev/null 2>&1
 RUST_LOG=error "$gad" serve >"$target/fuzz-server.log" 2>&1 &
 server=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -fsS "$base/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"email\":\"fuzz@gad.local\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+admin_id=$(curl -fsS "$base/api/v1/auth/me" -H "Authorization: Bearer $token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
+# The rules no schema can state (a field against another, rows that must exist) are applied to
+# the generated valid cases by scripts/fuzz_hooks.py, which reads the API as this admin.
+export SCHEMATHESIS_HOOKS=scripts/fuzz_hooks.py FUZZ_BASE=$base FUZZ_TOKEN=$token FUZZ_ADMIN_ID=$admin_id
 # Logging out would revoke the token every later case relies on; the WebSocket upgrade is not
 # plain HTTP. Both have their own tests.
 "$venv/bin/st" run "$base/api/v1/openapi.json" \
@@ -48,4 +53,5 @@ token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' 
     --exclude-path /api/v1/auth/logout \
     --exclude-path /ws/connect \
     --seed "${FUZZ_SEED:-1}" \
-    --no-color
+    --no-color \
+    "$@"

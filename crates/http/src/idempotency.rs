@@ -15,6 +15,8 @@ use crate::error::{ApiError, FieldError};
 use crate::state::Services;
 
 const HEADER: &str = "idempotency-key";
+/// The longest key, in bytes (a key is visible ASCII).
+pub(crate) const MAX_KEY_LEN: usize = 255;
 /// Response headers worth replaying.
 const REPLAYED_HEADERS: [&str; 3] = ["content-type", "location", "etag"];
 
@@ -22,7 +24,7 @@ fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get(HEADER) else {
         return Ok(None);
     };
-    let key = value.to_str().ok().map(str::trim).filter(|key| (1..=255).contains(&key.len()));
+    let key = value.to_str().ok().map(str::trim).filter(|key| (1..=MAX_KEY_LEN).contains(&key.len()));
     key.map(|key| Some(key.to_owned())).ok_or_else(|| {
         ApiError::validation(vec![FieldError {
             field: "Idempotency-Key".into(),

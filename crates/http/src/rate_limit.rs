@@ -24,7 +24,7 @@ use governor::{Quota, RateLimiter as Governor};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::TokenIssuer;
+use crate::auth::{TokenIssuer, VerifiedClaims};
 use crate::error::ApiError;
 
 /// The `rate_limit` section of the configuration.
@@ -192,11 +192,15 @@ pub(crate) async fn rate_limit(
     }
 }
 
-/// The subject of a well-signed bearer token, if the request carries one.
+/// The subject of a well-signed bearer token, if the request carries one. The verified claims
+/// stay with the request for authentication.
 fn bearer_subject(req: &ServiceRequest, tokens: &TokenIssuer) -> Option<uuid::Uuid> {
     let header = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
     let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "))?;
-    tokens.verify(token.trim()).map(|claims| claims.sub)
+    let claims = tokens.verify(token.trim())?;
+    let subject = claims.sub;
+    req.extensions_mut().insert(VerifiedClaims(claims));
+    Some(subject)
 }
 
 /// Counts the requests of an authenticated user; called by authentication.

@@ -3,7 +3,10 @@
 
 use gad_domain::tasks::geo::GeoPoint;
 use gad_domain::users::InvalidValue;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use serde_json::map::Entry;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use validator::{ValidationError, ValidationErrors, ValidationErrorsKind};
@@ -107,6 +110,40 @@ pub(crate) fn at(field: &'static str) -> impl Fn(InvalidValue) -> ApiError {
 /// a 400.
 pub(crate) fn query_pairs(req: &actix_web::HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_str(req.query_string()).map_err(|_| ApiError::bad_request("the query string is malformed"))
+}
+
+/// The query string of `req` read into `T`, whose fields name the parameters. A parameter given
+/// more than once arrives as a list (`one_or_more` reads it); only a repeatable one gets this far,
+/// as the envelope middleware refuses every other repetition. A malformed query string is a 400.
+pub(crate) fn query_with_lists<T: DeserializeOwned>(req: &actix_web::HttpRequest) -> Result<T, ApiError> {
+    let mut parameters = Map::new();
+    for (name, value) in query_pairs(req)? {
+        match parameters.entry(name) {
+            Entry::Vacant(entry) => {
+                entry.insert(Value::String(value));
+            }
+            Entry::Occupied(mut entry) => match entry.get_mut() {
+                Value::Array(values) => values.push(Value::String(value)),
+                first => *first = Value::Array(vec![first.take(), Value::String(value)]),
+            },
+        }
+    }
+    serde_json::from_value(Value::Object(parameters))
+        .map_err(|error| ApiError::validation(vec![FieldError { field: "query".into(), message: error.to_string() }]))
+}
+
+/// A repeatable query parameter: one value or several.
+pub(crate) fn one_or_more<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMore {
+        One(String),
+        More(Vec<String>),
+    }
+    Ok(match OneOrMore::deserialize(deserializer)? {
+        OneOrMore::One(value) => vec![value],
+        OneOrMore::More(values) => values,
+    })
 }
 
 /// A finite decimal number from a query parameter.

@@ -5,6 +5,7 @@
 
 mod auth;
 mod cli;
+mod contract;
 mod faults;
 mod health;
 mod helpers;

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use password::Argon2Hasher;
-pub(crate) use tokens::refresh_token_hash;
 pub use tokens::{AccessToken, AuthSettings, TokenIssuer};
+pub(crate) use tokens::{Claims, refresh_token_hash};
 
 use crate::error::ApiError;
 use crate::middleware::RequestId;
@@ -59,10 +59,14 @@ impl FromRequest for Principal {
             .filter(|_| req.extensions().get::<UserCounted>().is_none())
             .cloned();
         let bearer = bearer_token(req).map(str::to_owned);
+        let verified = req.extensions().get::<VerifiedClaims>().map(|verified| verified.0.clone());
         let span = req.extensions().get::<tracing_actix_web::RootSpan>().cloned();
         Box::pin(async move {
             let services = services.ok_or_else(|| ApiError::internal("authentication services are not configured"))?;
-            let principal = authenticate(&services.tokens, &*services.revocations, bearer.as_deref()).await?;
+            let principal = match verified {
+                Some(claims) => principal_of(claims, &*services.revocations).await?,
+                None => authenticate(&services.tokens, &*services.revocations, bearer.as_deref()).await?,
+            };
             if let Some(span) = span {
                 span.record("user.id", tracing::field::display(principal.user_id));
             }
@@ -90,10 +94,23 @@ pub async fn authenticate(
     bearer: Option<&str>,
 ) -> Result<Principal, ApiError> {
     let token = bearer.ok_or_else(|| ApiError::unauthenticated("a bearer access token is required"))?;
-    let invalid = || ApiError::unauthenticated("the access token is invalid or expired");
-    let claims = tokens.verify(token).ok_or_else(invalid)?;
-    let issued_at = claims.issued_at().ok_or_else(invalid)?;
-    let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|_| invalid())?;
+    let claims = tokens.verify(token).ok_or_else(invalid_token)?;
+    principal_of(claims, revocations).await
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthenticated("the access token is invalid or expired")
+}
+
+/// The claims of a token whose signature and claims were checked, carried from the rate limiter
+/// to authentication so that a request's token is verified once.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedClaims(pub(crate) Claims);
+
+/// The caller a verified token names, unless the token was revoked.
+async fn principal_of(claims: Claims, revocations: &dyn Revocations) -> Result<Principal, ApiError> {
+    let issued_at = claims.issued_at().ok_or_else(invalid_token)?;
+    let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|_| invalid_token())?;
     let identity =
         TokenIdentity { jti: claims.jti, user_id: UserId::from_uuid(claims.sub), session_id: claims.sid, issued_at };
     if revocations.is_revoked(&identity).await? {

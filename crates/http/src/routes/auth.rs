@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Principal, refresh_token_hash, request_context};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{form_body_error, json_body_error, media_type};
+use crate::extract::{Json, form_body_error, json_body, media_type};
 use crate::routes::users::UserView;
 use crate::state::Services;
 
@@ -51,7 +51,7 @@ pub(crate) struct TokenPair {
 fn credentials(req: &HttpRequest, body: &[u8]) -> Result<(String, String), ApiError> {
     match media_type(req).as_str() {
         "application/json" => {
-            let request: LoginRequest = serde_json::from_slice(body).map_err(|error| json_body_error(&error))?;
+            let request: LoginRequest = json_body(req, body)?;
             Ok((request.email, request.password))
         }
         "application/x-www-form-urlencoded" => {
@@ -141,7 +141,7 @@ pub(crate) async fn post_login(
 #[post("/api/v1/auth/refresh")]
 pub(crate) async fn post_refresh(
     req: HttpRequest,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let next = services.tokens.mint_refresh(None).map_err(ApiError::internal)?;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::extract::Json;
 use crate::state::Services;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,7 +136,7 @@ pub(crate) async fn post_consent(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<RecordConsentRequest>,
+    body: Json<RecordConsentRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let mut problems = Vec::new();

@@ -16,9 +16,13 @@ use crate::validation::Fields;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct MapParams {
+    // Optional here so that one 422 names every missing one.
+    #[param(required = true)]
     center_lat: Option<String>,
+    #[param(required = true)]
     center_lng: Option<String>,
     /// 100..=100000 metres.
+    #[param(required = true)]
     radius_m: Option<String>,
 }
 

@@ -13,7 +13,7 @@ mod metrics;
 pub(crate) mod officers;
 mod privacy;
 mod stats;
-mod tasks;
+pub(crate) mod tasks;
 pub mod telegram;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;

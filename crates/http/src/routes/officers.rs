@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::extract::Json;
 use crate::pagination::PageRequest;
 use crate::state::Services;
 use crate::validation::{Fields, parse_number, present};
@@ -105,7 +106,10 @@ pub(crate) struct OfficerListQuery {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct NearestParams {
+    // Optional here so that one 422 names every missing one.
+    #[param(required = true)]
     lat: Option<String>,
+    #[param(required = true)]
     lng: Option<String>,
     /// 1..=100, default 5.
     limit: Option<String>,
@@ -243,7 +247,7 @@ pub(crate) async fn list_officers_route(
 pub(crate) async fn create_officer_route(
     req: HttpRequest,
     principal: Principal,
-    body: web::Json<CreateOfficerRequest>,
+    body: Json<CreateOfficerRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     // The caller's right comes before the body's faults.
@@ -382,7 +386,7 @@ pub(crate) async fn patch_officer(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<PatchOfficerRequest>,
+    body: Json<PatchOfficerRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<OfficerView>, ApiError> {
     let body = body.into_inner();
@@ -456,7 +460,7 @@ pub(crate) async fn put_location(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<LocationRequest>,
+    body: Json<LocationRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<OfficerView>, ApiError> {
     let mut problems = Fields::default();
@@ -512,7 +516,7 @@ pub(crate) async fn put_availability(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<AvailabilityRequest>,
+    body: Json<AvailabilityRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<OfficerView>, ApiError> {
     let mut problems = Fields::default();

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::extract::Json;
 use crate::pagination::PageRequest;
 use crate::state::Services;
 use crate::validation::{Fields, present};
@@ -223,7 +224,7 @@ pub(crate) async fn list_users_route(
 pub(crate) async fn create_user_route(
     req: HttpRequest,
     principal: Principal,
-    body: web::Json<CreateUserRequest>,
+    body: Json<CreateUserRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     // The caller's right comes before the body's faults: a non-admin learns nothing more.
@@ -331,7 +332,7 @@ pub(crate) async fn patch_user(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<PatchUserRequest>,
+    body: Json<PatchUserRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let changes = parse_changes(body.into_inner())?;
@@ -391,7 +392,7 @@ pub(crate) async fn put_user(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<PutUserRequest>,
+    body: Json<PutUserRequest>,
     services: web::Data<Services>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let changes = parse_changes(PatchUserRequest::from(body.into_inner()))?;

@@ -11,6 +11,7 @@ use super::dto::{AssignRequest, TaskView};
 use super::with_etag;
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
 use crate::state::Services;
 
 /// Assign officers (operators and above).
@@ -33,7 +34,7 @@ pub(crate) async fn post_assignments(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<AssignRequest>,
+    body: Json<AssignRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, officers) = (TaskId::from_uuid(*id), body.into_inner().officers());

@@ -24,7 +24,7 @@ use crate::state::Services;
         (status = 201, description = "dispatched", body = EmergencyView),
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "officers do not dispatch", body = ErrorBody),
-        (status = 422, description = "invalid coordinates or text", body = ErrorBody),
+        (status = 422, description = "invalid coordinates or text, or an Idempotency-Key malformed or reused with another body", body = ErrorBody),
     )
 )]
 #[post("/api/v1/tasks/emergency")]

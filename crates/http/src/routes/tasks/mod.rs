@@ -15,7 +15,7 @@ use gad_domain::tasks::task::{Task, TaskError, may_manage_tasks};
 
 pub(crate) use assignments::{delete_assignment, post_assignments};
 pub(crate) use emergency::post_emergency;
-pub(crate) use list::list_tasks;
+pub(crate) use list::{MAX_SEARCH_CHARS, list_tasks};
 pub(crate) use transitions::{get_history, post_transition};
 pub(crate) use writes::{create_task, delete_task, get_task, patch_task};
 

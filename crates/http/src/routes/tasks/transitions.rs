@@ -10,6 +10,7 @@ use super::dto::{HistoryView, StatusChangeView, TaskView, TransitionRequest};
 use super::with_etag;
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
 use crate::state::Services;
 
 /// Apply a transition of the state machine; 409 `invalid_transition` lists the allowed actions,
@@ -33,7 +34,7 @@ pub(crate) async fn post_transition(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<TransitionRequest>,
+    body: Json<TransitionRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let (action, reason) = body.into_inner().into_parts()?;

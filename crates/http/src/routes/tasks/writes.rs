@@ -10,6 +10,7 @@ use super::dto::{CreateTaskRequest, PatchTaskRequest, TaskView};
 use super::{location, staff_body, with_etag};
 use crate::auth::{Principal, request_context};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
 use crate::idempotency::idempotent;
 use crate::state::Services;
 
@@ -104,7 +105,7 @@ pub(crate) async fn patch_task(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<PatchTaskRequest>,
+    body: Json<PatchTaskRequest>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&req)?;
