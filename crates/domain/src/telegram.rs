@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::audit::AuditEntry;
 use crate::error::StoreError;
-use crate::users::policy::Actor;
 use crate::users::UserId;
+use crate::users::policy::Actor;
 
 /// How long a link code may wait for its `/start`.
 pub const LINK_CODE_LIFETIME: time::Duration = time::Duration::minutes(10);
