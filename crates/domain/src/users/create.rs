@@ -290,7 +290,7 @@ mod tests {
         fn add(&self, role: Role) -> UserId {
             let now = OffsetDateTime::now_utc();
             let id = UserId::generate();
-            self.0.lock().unwrap().push(User {
+            self.0.lock().expect("not poisoned").push(User {
                 id,
                 email: format!("{id}@example.org"),
                 first_name: "Eva".into(),
@@ -308,7 +308,13 @@ mod tests {
         }
 
         fn get(&self, id: UserId) -> User {
-            self.0.lock().unwrap().iter().find(|user| user.id == id).cloned().unwrap()
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .find(|user| user.id == id)
+                .cloned()
+                .expect("a user of this test")
         }
     }
 
@@ -319,7 +325,7 @@ mod tests {
         }
 
         async fn find(&self, id: UserId) -> Result<Option<User>, StoreError> {
-            Ok(self.0.lock().unwrap().iter().find(|user| user.id == id).cloned())
+            Ok(self.0.lock().expect("not poisoned").iter().find(|user| user.id == id).cloned())
         }
 
         async fn list(&self, _: &UserQuery) -> Result<Vec<User>, StoreError> {
@@ -331,7 +337,7 @@ mod tests {
         }
 
         async fn update(&self, id: UserId, update: UserUpdate, _: AuditEntry) -> Result<Option<User>, UpdateUserError> {
-            let mut users = self.0.lock().unwrap();
+            let mut users = self.0.lock().expect("not poisoned");
             let active_admin = |user: &User| user.role == Role::Admin && user.is_active;
             let others = users.iter().filter(|user| user.id != id && active_admin(user)).count();
             let Some(user) = users.iter_mut().find(|user| user.id == id) else { return Ok(None) };
@@ -392,7 +398,8 @@ mod tests {
         }
         assert_eq!(users.get(admin), before, "nothing changed");
 
-        let renamed = ProfileChanges { first_name: Some(PersonName::parse("Ana").unwrap()), ..role(Role::Admin) };
+        let renamed =
+            ProfileChanges { first_name: Some(PersonName::parse("Ana").expect("valid")), ..role(Role::Admin) };
         assert!(change(&users, admin, admin, renamed).is_ok(), "other changes stay allowed");
     }
 
@@ -401,7 +408,10 @@ mod tests {
         let users = Users::default();
         let first = users.add(Role::Admin);
         let second = users.add(Role::Admin);
-        assert_eq!(change(&users, first, second, role(Role::Supervisor)).unwrap().role, Role::Supervisor);
+        assert_eq!(
+            change(&users, first, second, role(Role::Supervisor)).expect("another admin remains").role,
+            Role::Supervisor
+        );
         let outcome = change(&users, first, first, active(false));
         assert!(matches!(outcome, Err(UpdateUserError::LastActiveAdmin)), "now the last: {outcome:?}");
     }
