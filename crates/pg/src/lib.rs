@@ -1,6 +1,7 @@
 //! The PostgreSQL + PostGIS adapter: the generated `schema`, the connection pool, the embedded
 //! migrations and the implementations of the domain's storage ports.
 
+mod admins;
 mod audit;
 pub mod auth;
 mod consent;
