@@ -18,6 +18,8 @@ SELECT t.id, t.code, t.title, t.description, t.kind::text AS kind, t.priority::t
        ARRAY(SELECT o.user_id FROM task_assignments a JOIN officers o ON o.id = a.officer_id WHERE a.task_id = t.id)
            AS officer_user_ids
 FROM tasks t WHERE t.id = (lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))::uuid AND t.deleted_at IS NULL;
+-- The audit row and the event go out together (one round trip), as the service pipelines them.
+\startpipeline
 INSERT INTO audit_events (id, actor_id, actor_role, action, resource_type, resource_id, outcome, request_id, ip,
                           user_agent, details)
 VALUES (gen_random_uuid(), :creator::uuid, 'operator'::user_role, 'task.create', 'task',
@@ -25,4 +27,5 @@ VALUES (gen_random_uuid(), :creator::uuid, 'operator'::user_role, 'task.create',
 INSERT INTO event_log (id, event_type, task_id, officer_id, audience, actor_id, request_id, payload)
 VALUES (gen_random_uuid(), 'task.created', (lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))::uuid, NULL,
         '{}', :creator::uuid, 'bench', '{"title": "Bench patrol", "kind": "patrol", "priority": "medium", "status": "scheduled"}');
+\endpipeline
 COMMIT;

@@ -127,7 +127,7 @@ impl LogConfig {
 }
 
 /// The conventional variables of SPEC §8 and the key each one sets.
-const CONVENTIONAL: [(&str, &str); 9] = [
+const CONVENTIONAL: [(&str, &str); 10] = [
     ("DATABASE_URL", "database.url"),
     ("REDIS_URL", "redis.url"),
     ("GAD_BIND", "http.bind"),
@@ -137,6 +137,7 @@ const CONVENTIONAL: [(&str, &str); 9] = [
     ("TELEGRAM_API_URL", "telegram.api_url"),
     ("TELEGRAM_MODE", "telegram.mode"),
     ("TELEGRAM_BOT_USERNAME", "telegram.bot_username"),
+    ("TELEGRAM_WEBHOOK_URL", "telegram.webhook_url"),
 ];
 
 /// How long personal and operational records are kept, and how the purge runs

@@ -6,4 +6,5 @@ pub mod config;
 pub mod realtime;
 pub mod retention;
 pub mod startup;
+pub mod telegram;
 pub mod telemetry;

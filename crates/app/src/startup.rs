@@ -147,7 +147,14 @@ impl Application {
 
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
-        let routes = crate::realtime::routes(realtime.clone(), tickets);
+        let telegram = crate::telegram::service(settings, &pg_pool, redis.as_ref(), &services)?;
+        background.start(telegram.jobs);
+        let realtime_routes = crate::realtime::routes(realtime.clone(), tickets);
+        let telegram_routes = telegram.routes;
+        let routes: gad_http::ExtraRoutes = Arc::new(move |cfg| {
+            realtime_routes(cfg);
+            telegram_routes(cfg);
+        });
         let api = gad_http::api_server(listener, state, services, metrics.clone(), &settings.http, routes)?;
         let (metrics, metrics_port) = match &settings.metrics.bind {
             Some(bind) => {

@@ -18,4 +18,5 @@ pub mod limits;
 pub mod settings;
 pub mod stats;
 pub mod tasks;
+pub mod telegram;
 pub mod users;

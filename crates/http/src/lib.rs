@@ -17,6 +17,7 @@ mod state;
 mod validation;
 
 pub use middleware::{HttpMetrics, LATENCY_BUCKETS};
+pub use routes::telegram::TelegramLinking;
 pub use routes::ws_tickets::{TICKET_LIFETIME, Tickets, socket_owner};
 pub use server::{ExtraRoutes, HttpSettings, api_server, is_socket_address, metrics_server};
 pub use state::{AppState, HealthSettings, MetricsEndpoint, MetricsSettings, RecentHealth, Services};

@@ -27,8 +27,9 @@ use crate::routes;
         (name = "officers", description = "Field officers: profiles, positions, availability, nearest search"),
         (name = "tasks", description = "Tasks, their state machine, history and assignments"),
         (name = "statistics", description = "Figures for supervisors and per user, cached by data version"),
+        (name = "telegram", description = "Linking a Telegram chat, and the bot's webhook (see docs/TELEGRAM.md)"),
     ),
-    paths(routes::ws_tickets::ws_connect),
+    paths(routes::ws_tickets::ws_connect, routes::telegram::telegram_webhook),
     components(schemas(ErrorBody, ErrorObject, FieldError)),
     modifiers(&SecuritySchemes)
 )]

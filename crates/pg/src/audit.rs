@@ -38,13 +38,14 @@ fn bounded(user_agent: &str) -> &str {
     user_agent.char_indices().nth(512).map_or(user_agent, |(end, _)| &user_agent[..end])
 }
 
-pub(crate) async fn append(conn: &mut AsyncPgConnection, entry: &AuditEntry) -> QueryResult<()> {
+/// Takes the connection shared, so that it can be pipelined with other statements.
+pub(crate) async fn append(conn: &AsyncPgConnection, entry: &AuditEntry) -> QueryResult<()> {
     append_with_details(conn, entry, &serde_json::Value::Object(serde_json::Map::new())).await
 }
 
 /// An audit row with details (which must never identify a person).
 pub(crate) async fn append_with_details(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     entry: &AuditEntry,
     details: &serde_json::Value,
 ) -> QueryResult<()> {
@@ -61,7 +62,7 @@ pub(crate) async fn append_with_details(
         user_agent: entry.context.user_agent.as_deref().map(bounded),
         details,
     };
-    diesel::insert_into(audit_events::table).values(&row).execute(conn).await.map(drop)
+    diesel::insert_into(audit_events::table).values(&row).execute(&mut conn).await.map(drop)
 }
 
 /// The audit log, read back for administrators.

@@ -184,8 +184,8 @@ impl LoginStore for PgAuthStore {
     }
 
     async fn record_failure(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        let mut conn = connection(&self.pool).await?;
-        audit::append(&mut conn, &entry).await.map_err(query_error)
+        let conn = connection(&self.pool).await?;
+        audit::append(&conn, &entry).await.map_err(query_error)
     }
 
     async fn record_success(

@@ -33,7 +33,8 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) payload: serde_json::Value,
 }
 
-pub(crate) async fn append(conn: &mut AsyncPgConnection, event: NewEvent<'_>) -> diesel::QueryResult<()> {
+/// Takes the connection shared, so that it can be pipelined with other statements.
+pub(crate) async fn append(mut conn: &AsyncPgConnection, event: NewEvent<'_>) -> diesel::QueryResult<()> {
     diesel::sql_query(
         "INSERT INTO event_log (id, event_type, task_id, officer_id, audience, actor_id, request_id, payload) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -47,7 +48,7 @@ pub(crate) async fn append(conn: &mut AsyncPgConnection, event: NewEvent<'_>) ->
     .bind::<Nullable<Text>, _>(event.entry.context.request_id.as_deref())
     .bind::<Jsonb, _>(event.payload)
     .prepared()
-    .execute(conn)
+    .execute(&mut conn)
     .await
     .map(drop)
 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL + PostGIS adapter: the generated `schema`, the connection pool, the embedded
 //! migrations and the implementations of the domain's storage ports.
 
+mod admins;
 mod audit;
 pub mod auth;
 mod consent;
@@ -18,6 +19,7 @@ pub mod privacy;
 pub mod schema;
 mod stats;
 mod tasks;
+mod telegram;
 mod tickets;
 pub mod users;
 
@@ -33,5 +35,6 @@ pub use pool::{PgPool, PgSettings, build_pool};
 pub use privacy::{PgPersonalDataStore, PgRetentionStore};
 pub use stats::PgStatsStore;
 pub use tasks::PgTaskStore;
+pub use telegram::PgTelegramStore;
 pub use tickets::PgTicketStore;
 pub use users::PgUserStore;

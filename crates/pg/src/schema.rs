@@ -310,6 +310,27 @@ diesel::table! {
     use diesel::sql_types::*;
     use postgis_diesel::sql_types::*;
 
+    telegram_outbox (id) {
+        id -> Int8,
+        event_seq -> Int8,
+        user_id -> Uuid,
+        task_id -> Uuid,
+        kind -> Text,
+        task -> Jsonb,
+        committed_at -> Timestamptz,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        claimed_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        settled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use postgis_diesel::sql_types::*;
+
     telegram_processed_updates (update_id) {
         update_id -> Int8,
         processed_at -> Timestamptz,
@@ -376,6 +397,7 @@ diesel::joinable!(task_status_history -> users (actor_id));
 diesel::joinable!(telegram_conversations -> users (user_id));
 diesel::joinable!(telegram_link_codes -> users (user_id));
 diesel::joinable!(telegram_links -> users (user_id));
+diesel::joinable!(telegram_outbox -> users (user_id));
 diesel::joinable!(ws_tickets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -396,6 +418,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     telegram_conversations,
     telegram_link_codes,
     telegram_links,
+    telegram_outbox,
     telegram_processed_updates,
     users,
     ws_tickets,

@@ -12,11 +12,11 @@ use gad_domain::users::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit;
 use crate::enums::RoleColumn;
 use crate::errors::{query_error, violated_unique_constraint};
 use crate::pool::{PgPool, connection};
 use crate::schema::{refresh_token_families, telegram_links, users};
+use crate::{admins, audit};
 
 #[derive(Clone)]
 pub struct PgUserStore {
@@ -144,6 +144,13 @@ async fn load_user(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option
         .map(|row| row.map(User::from))
 }
 
+/// How an update's transaction ended; a refusal writes nothing.
+enum Updated {
+    User(User),
+    NotFound,
+    LastActiveAdmin,
+}
+
 /// A unique violation names the field; anything else is the store's problem.
 fn duplicate_field(error: &diesel::result::Error) -> Option<&'static str> {
     match violated_unique_constraint(error) {
@@ -261,32 +268,44 @@ impl UserStore for PgUserStore {
         };
         let id = id.as_uuid();
         let mut conn = connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            let changed = diesel::update(users::table.find(id).filter(users::erased_at.is_null()))
-                .set(&changes)
-                .execute(conn)
-                .await?;
-            if changed == 0 {
-                return Ok(None);
-            }
-            if changes.tokens_valid_after.is_some() {
-                diesel::update(refresh_token_families::table)
-                    .filter(refresh_token_families::user_id.eq(id))
-                    .filter(refresh_token_families::revoked_at.is_null())
-                    .set((
-                        refresh_token_families::revoked_at.eq(Some(OffsetDateTime::now_utc())),
-                        refresh_token_families::revoke_reason.eq("user_changed"),
-                    ))
+        let outcome = conn
+            .transaction(async |conn| {
+                if update.keep_an_active_admin {
+                    admins::take_turn(conn).await?;
+                    if admins::is_last_active_admin(conn, id).await? {
+                        return Ok(Updated::LastActiveAdmin);
+                    }
+                }
+                let changed = diesel::update(users::table.find(id).filter(users::erased_at.is_null()))
+                    .set(&changes)
                     .execute(conn)
                     .await?;
-            }
-            audit::append(conn, &entry).await?;
-            load_user(conn, id).await
-        })
-        .await
-        .map_err(|error| match duplicate_field(&error) {
-            Some(field) => UpdateUserError::Duplicate(field),
-            None => UpdateUserError::Store(query_error(error)),
-        })
+                if changed == 0 {
+                    return Ok(Updated::NotFound);
+                }
+                if changes.tokens_valid_after.is_some() {
+                    diesel::update(refresh_token_families::table)
+                        .filter(refresh_token_families::user_id.eq(id))
+                        .filter(refresh_token_families::revoked_at.is_null())
+                        .set((
+                            refresh_token_families::revoked_at.eq(Some(OffsetDateTime::now_utc())),
+                            refresh_token_families::revoke_reason.eq("user_changed"),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                audit::append(conn, &entry).await?;
+                Ok(load_user(conn, id).await?.map_or(Updated::NotFound, Updated::User))
+            })
+            .await
+            .map_err(|error| match duplicate_field(&error) {
+                Some(field) => UpdateUserError::Duplicate(field),
+                None => UpdateUserError::Store(query_error(error)),
+            })?;
+        match outcome {
+            Updated::User(user) => Ok(Some(user)),
+            Updated::NotFound => Ok(None),
+            Updated::LastActiveAdmin => Err(UpdateUserError::LastActiveAdmin),
+        }
     }
 }

@@ -12,7 +12,9 @@
 #![expect(clippy::unwrap_used, reason = "a test harness fails loudly on broken infrastructure")]
 
 mod database;
+mod fake_bot_api;
 mod redis_prefix;
 
 pub use database::TestDatabase;
+pub use fake_bot_api::{BotCall, Failure, FakeBotApi};
 pub use redis_prefix::TestRedis;

@@ -17,6 +17,7 @@ mod records;
 mod shutdown;
 mod stats;
 mod tasks;
+mod telegram;
 mod users;
 mod wire;
 mod ws;

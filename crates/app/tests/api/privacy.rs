@@ -98,7 +98,8 @@ async fn arrange_subject(app: &TestApp) -> Subject {
     expect_status(app.send(Method::POST, &transitions, &token, Some(start)).await, StatusCode::OK).await;
     expect_status(app.send(Method::POST, "/api/v1/ws/tickets", &token, None).await, StatusCode::CREATED).await;
 
-    // The bot is not built yet: its tables are filled as it will fill them.
+    // The bot's tables, filled as the bot fills them (its own tests drive it through the fake
+    // Bot API; here only the rows matter).
     execute(
         app,
         &format!(
@@ -110,6 +111,13 @@ async fn arrange_subject(app: &TestApp) -> Subject {
     execute(
         app,
         "INSERT INTO telegram_link_codes (code, user_id, expires_at) VALUES ('code-' || replace($1::text, '-', ''), $1, now() + interval '10 minutes')",
+        id,
+    )
+    .await;
+    execute(
+        app,
+        "INSERT INTO telegram_outbox (event_seq, user_id, task_id, kind, task, committed_at) \
+         VALUES (1, $1, gen_random_uuid(), 'assigned', '{\"code\": \"T-000001\", \"title\": \"Night patrol\"}', now())",
         id,
     )
     .await;
@@ -417,6 +425,9 @@ async fn arrange_expired_rows(app: &TestApp, subject: Uuid, old_locations: i64) 
         "INSERT INTO audit_events (id, at, actor_id, action, resource_type, outcome) \
          VALUES (gen_random_uuid(), now() - interval '400 days', $1, 'auth.login', 'user', 'success')",
         "INSERT INTO telegram_processed_updates (update_id, processed_at) VALUES (1, now() - interval '8 days'), (2, now())",
+        "INSERT INTO telegram_outbox (event_seq, user_id, task_id, kind, task, committed_at, status, settled_at) \
+         VALUES (1001, $1, gen_random_uuid(), 'assigned', '{}', now() - interval '9 days', 'sent', now() - interval '8 days'), \
+                (1002, $1, gen_random_uuid(), 'assigned', '{}', now(), 'pending', NULL)",
         "INSERT INTO ws_tickets (ticket_hash, user_id, created_at, expires_at, role, token_jti, session_id, token_issued_at, token_expires_at) \
          VALUES (sha256('old'::bytea), $1, now() - interval '9 days', now() - interval '8 days', 'officer', gen_random_uuid(), gen_random_uuid(), now(), now())",
         "INSERT INTO idempotency_keys (owner_id, scope, key, request_hash, created_at, expires_at) \
@@ -449,6 +460,7 @@ async fn gad_purge_counts_in_a_dry_run_then_deletes_only_what_is_past_retention_
         ("officer_locations", 25),
         ("audit_events", 1),
         ("telegram_processed_updates", 1),
+        ("telegram_outbox", 1),
         ("ws_tickets", 1),
         ("idempotency_keys", 1),
     ] {

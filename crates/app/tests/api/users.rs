@@ -25,6 +25,20 @@ impl TestApp {
             .unwrap()
             .count
     }
+
+    /// Users who are administrators and active.
+    async fn active_admins(&self) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+        }
+        sql_query("SELECT count(*) AS count FROM users WHERE role = 'admin' AND is_active AND erased_at IS NULL")
+            .get_result::<Count>(&mut self.db().await)
+            .await
+            .unwrap()
+            .count
+    }
 }
 
 fn new_user(email: &str, role: &str) -> Value {
@@ -248,4 +262,106 @@ async fn role_changes_and_deactivation_revoke_tokens_on_every_instance() {
     let user: Value = app.send(Method::GET, &path, &admin, None).await.json().await.unwrap();
     assert_eq!(user["is_active"], false);
     assert_eq!(app.audit_rows("user.deactivate").await, 1);
+}
+
+/// A refusal because the user is the last active administrator: 409 `conflict` saying why.
+async fn assert_last_admin_refusal(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), StatusCode::CONFLICT, "{what}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "conflict", "{what}: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("last active administrator"), "{what}: {body}");
+}
+
+/// A PUT body: the profile as it is, with `role` or `is_active` as given.
+fn replacement(email: &str, change: Value) -> Value {
+    let mut body = json!({"email": email, "first_name": "Test", "last_name": "User"});
+    let Value::Object(change) = change else { panic!("a change is an object") };
+    body.as_object_mut().unwrap().extend(change);
+    body
+}
+
+#[tokio::test]
+async fn the_last_active_admin_is_neither_demoted_nor_deactivated_nor_deleted() {
+    let app = TestApp::spawn().await;
+    let admin = app.create_user("admin@example.org", Role::Admin).await;
+    let token = app.login("admin@example.org").await.access_token;
+    let path = format!("/api/v1/users/{admin}");
+    // An inactive admin does not count.
+    let dormant = app.create_user("dormant@example.org", Role::Admin).await;
+    let deactivated = app.send(Method::DELETE, &format!("/api/v1/users/{dormant}"), &token, None).await;
+    assert_eq!(deactivated.status(), StatusCode::NO_CONTENT);
+    let before: Value = app.get_as(&path, &token).await.json().await.unwrap();
+    let audited = (app.audit_rows("user.update").await, app.audit_rows("user.deactivate").await);
+
+    let email = "admin@example.org";
+    let refused = [
+        ("PATCH role", Method::PATCH, Some(json!({"role": "operator"}))),
+        ("PUT role", Method::PUT, Some(replacement(email, json!({"role": "supervisor"})))),
+        ("PATCH is_active", Method::PATCH, Some(json!({"is_active": false, "role": "admin"}))),
+        ("PUT is_active", Method::PUT, Some(replacement(email, json!({"is_active": false})))),
+        ("DELETE", Method::DELETE, None),
+    ];
+    for (what, method, body) in refused {
+        assert_last_admin_refusal(app.send(method, &path, &token, body).await, what).await;
+    }
+
+    let after: Value = app.get_as(&path, &token).await.json().await.unwrap();
+    assert_eq!(after, before, "nothing changed");
+    assert_eq!(app.get_as("/api/v1/auth/me", &token).await.status(), StatusCode::OK, "no token was revoked");
+    let audited_after = (app.audit_rows("user.update").await, app.audit_rows("user.deactivate").await);
+    assert_eq!(audited_after, audited, "refusals leave no audit row");
+    let renamed = app.send(Method::PATCH, &path, &token, Some(json!({"first_name": "Ana", "role": "admin"}))).await;
+    assert_eq!(renamed.status(), StatusCode::OK, "changes that keep it an active admin pass");
+}
+
+#[tokio::test]
+async fn with_two_active_admins_one_may_demote_the_other() {
+    let app = TestApp::spawn().await;
+    let first = app.create_user("first@example.org", Role::Admin).await;
+    let second = app.create_user("second@example.org", Role::Admin).await;
+    let token = app.login("first@example.org").await.access_token;
+
+    let demoted =
+        app.send(Method::PATCH, &format!("/api/v1/users/{second}"), &token, Some(json!({"role": "operator"}))).await;
+    assert_eq!(demoted.status(), StatusCode::OK);
+    let demoted: Value = demoted.json().await.unwrap();
+    assert_eq!(demoted["role"], "operator");
+    // Now the first is the last one.
+    let own = format!("/api/v1/users/{first}");
+    assert_last_admin_refusal(app.send(Method::DELETE, &own, &token, None).await, "DELETE").await;
+    assert_eq!(app.active_admins().await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_demotions_never_leave_no_active_admin() {
+    let app = TestApp::spawn().await;
+    let mut survivor = ("admin0@example.org".to_owned(), app.create_user("admin0@example.org", Role::Admin).await);
+    for round in 1..=6 {
+        let email = format!("admin{round}@example.org");
+        let newcomer = (email.clone(), app.create_user(&email, Role::Admin).await);
+        let pair = [&survivor, &newcomer];
+        let tokens = [app.login(&pair[0].0).await.access_token, app.login(&pair[1].0).await.access_token];
+        // Even rounds: each demotes the other. Odd rounds: each deactivates itself, which
+        // revokes no token of the other, so the loser always sees the refusal itself.
+        let targets = if round % 2 == 0 { [pair[1].1, pair[0].1] } else { [pair[0].1, pair[1].1] };
+        let paths = targets.map(|target| format!("/api/v1/users/{target}"));
+        let body = if round % 2 == 0 { json!({"role": "operator"}) } else { json!({"is_active": false}) };
+        let change = |index: usize| app.send(Method::PATCH, &paths[index], &tokens[index], Some(body.clone()));
+        let (one, other) = tokio::join!(change(0), change(1));
+        let statuses = [one.status(), other.status()];
+        assert_eq!(
+            statuses.iter().filter(|status| **status == StatusCode::OK).count(),
+            1,
+            "round {round}: exactly one succeeds, {statuses:?}"
+        );
+        assert_eq!(app.active_admins().await, 1, "round {round}");
+        let (winner, loser) = if statuses[0] == StatusCode::OK { (0, other) } else { (1, one) };
+        // In a cross-demotion the winner's change may revoke the loser's token first (401).
+        if round % 2 == 1 || loser.status() != StatusCode::UNAUTHORIZED {
+            assert_last_admin_refusal(loser, &format!("round {round}")).await;
+        }
+        // Whoever is still an active admin carries on.
+        let still_admin = if round % 2 == 0 { winner } else { 1 - winner };
+        survivor = pair[still_admin].clone();
+    }
 }

@@ -14,6 +14,7 @@ pub(crate) mod officers;
 mod privacy;
 mod stats;
 pub(crate) mod tasks;
+pub mod telegram;
 #[expect(unused_qualifications, reason = "utoipa's expansion of query parameters qualifies their type")]
 pub(crate) mod users;
 pub mod ws_tickets;
@@ -43,6 +44,8 @@ pub(crate) fn configure(cfg: &mut ServiceConfig) {
         .service(consents::post_consent)
         .service(privacy::get_data_export)
         .service(privacy::delete_personal_data)
+        .service(telegram::create_telegram_link)
+        .service(telegram::delete_telegram_link)
         .service(audit::list_audit_events_route)
         .service(officers::list_officers_route)
         .service(officers::create_officer_route)

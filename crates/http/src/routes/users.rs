@@ -1,7 +1,7 @@
 //! `/api/v1/users` (SPEC §3): listing, creation, reading, rectification (PATCH and PUT) and
 //! deactivation. Input is parsed into the domain's validated types with field-level errors.
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::web::Query;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use gad_domain::users::policy::may_administer_users;
@@ -161,6 +161,7 @@ fn update_error(error: UpdateUserError) -> ApiError {
         UpdateUserError::Duplicate(field) => ApiError::duplicate(field),
         UpdateUserError::CurrentPasswordRequired => current_password("is required to change your own password"),
         UpdateUserError::WrongCurrentPassword => current_password("is incorrect"),
+        UpdateUserError::LastActiveAdmin => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
         UpdateUserError::Store(error) => error.into(),
     }
 }
@@ -323,7 +324,7 @@ fn password_change(fields: &mut Fields, password: Option<String>, current: Optio
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "visible but not editable by the caller, or an admin-only field", body = ErrorBody),
         (status = 404, description = "no such user", body = ErrorBody),
-        (status = 409, description = "`duplicate` e-mail or national id", body = ErrorBody),
+        (status = 409, description = "`duplicate` e-mail or national id, or `conflict`: the last active administrator cannot take another role or be deactivated", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     )
 )]
@@ -383,7 +384,7 @@ impl From<PutUserRequest> for PatchUserRequest {
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "visible but not editable by the caller, or an admin-only field", body = ErrorBody),
         (status = 404, description = "no such user", body = ErrorBody),
-        (status = 409, description = "`duplicate` e-mail or national id", body = ErrorBody),
+        (status = 409, description = "`duplicate` e-mail or national id, or `conflict`: the last active administrator cannot take another role or be deactivated", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     )
 )]
@@ -409,6 +410,7 @@ pub(crate) async fn put_user(
         (status = 401, description = "not authenticated", body = ErrorBody),
         (status = 403, description = "only admins deactivate users", body = ErrorBody),
         (status = 404, description = "no such user", body = ErrorBody),
+        (status = 409, description = "`conflict`: the last active administrator cannot be deactivated", body = ErrorBody),
     )
 )]
 #[delete("/api/v1/users/{id}")]

@@ -1,8 +1,9 @@
 //! Erasure in one transaction: every personal datum of the subject is deleted or irreversibly
 //! pseudonymised, or nothing is. What each table gets is written in the data map.
 //!
-//! Concurrency: erasures take turns under a transaction-level advisory lock, so two admins
-//! erasing each other can never both succeed and leave no admin. The subject's user row and
+//! Concurrency: erasures take turns, with role changes and deactivations, under the lock that
+//! keeps an active administrator (`crate::admins`), so two admins erasing or demoting each other
+//! can never both succeed and leave no admin. The subject's user row and
 //! officer rows are locked before anything else: a concurrent location report by the subject
 //! either commits first (and its row is then deleted here) or waits and finds the profile gone.
 //! The locks are `NO KEY UPDATE`, which leave the rows referable: the subject's own concurrent
@@ -12,25 +13,17 @@
 
 use diesel::OptionalExtension;
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::AuditEntry;
 use gad_domain::consent::erasure::{ErasedRecords, ErasureOutcome, ErasureReceipt, Treatment};
 use gad_domain::users::UserId;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::audit;
-
-/// Serialises erasures (`pg_advisory_xact_lock`).
-const ERASURE_LOCK: i64 = 7_305_482_461_944_137_219;
+use crate::{admins, audit};
 
 #[derive(QueryableByName)]
 struct Subject {
-    #[diesel(sql_type = Text)]
-    role: String,
-    #[diesel(sql_type = Bool)]
-    is_active: bool,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     erased_at: Option<OffsetDateTime>,
     #[diesel(sql_type = Text)]
@@ -65,12 +58,6 @@ impl Subject {
             .collect::<Vec<_>>()
             .join("|")
     }
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
 }
 
 #[derive(QueryableByName)]
@@ -124,6 +111,7 @@ const STEPS: &[(&str, Treatment, &str)] = &[
     ("telegram_links", Treatment::Deleted, "DELETE FROM telegram_links WHERE user_id = $1"),
     ("telegram_link_codes", Treatment::Deleted, "DELETE FROM telegram_link_codes WHERE user_id = $1"),
     ("telegram_conversations", Treatment::Deleted, "DELETE FROM telegram_conversations WHERE user_id = $1"),
+    ("telegram_outbox", Treatment::Deleted, "DELETE FROM telegram_outbox WHERE user_id = $1"),
     (
         "officers",
         Treatment::Pseudonymised,
@@ -177,9 +165,9 @@ pub(super) async fn erase(
     let id = subject.as_uuid();
     conn.transaction(async |conn| {
         diesel::sql_query("SET LOCAL gad.privacy_maintenance = 'on'").execute(conn).await?;
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(ERASURE_LOCK).execute(conn).await?;
+        admins::take_turn(conn).await?;
         let found: Option<Subject> = diesel::sql_query(
-            "SELECT role::text AS role, is_active, erased_at, email, first_name, last_name, national_id, phone \
+            "SELECT erased_at, email, first_name, last_name, national_id, phone \
              FROM users WHERE id = $1 FOR NO KEY UPDATE",
         )
         .bind::<SqlUuid, _>(id)
@@ -192,7 +180,7 @@ pub(super) async fn erase(
         if let Some(erased_at) = found.erased_at {
             return Ok(ErasureOutcome::AlreadyErased(earlier_receipt(conn, subject, erased_at).await?));
         }
-        if found.role == "admin" && found.is_active && other_active_admins(conn, id).await? == 0 {
+        if admins::is_last_active_admin(conn, id).await? {
             return Ok(ErasureOutcome::LastActiveAdmin);
         }
         diesel::sql_query("SELECT 1 FROM officers WHERE user_id = $1 FOR NO KEY UPDATE")
@@ -216,17 +204,6 @@ pub(super) async fn erase(
         Ok(ErasureOutcome::Erased(ErasureReceipt { subject, erased_at, already_erased: false, records }))
     })
     .await
-}
-
-async fn other_active_admins(conn: &mut AsyncPgConnection, id: Uuid) -> diesel::QueryResult<i64> {
-    let count: Count = diesel::sql_query(
-        "SELECT count(*) AS count FROM users \
-         WHERE role = 'admin' AND is_active AND erased_at IS NULL AND id <> $1",
-    )
-    .bind::<SqlUuid, _>(id)
-    .get_result(conn)
-    .await?;
-    Ok(count.count)
 }
 
 /// PostgreSQL keeps microseconds: the receipt shows the instant exactly as stored.
@@ -286,8 +263,6 @@ mod tests {
     #[test]
     fn identifiers_match_literally() {
         let subject = Subject {
-            role: "officer".into(),
-            is_active: true,
             erased_at: None,
             email: "a.b+c@example.org".into(),
             first_name: "Ana".into(),

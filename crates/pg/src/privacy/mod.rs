@@ -58,8 +58,8 @@ impl PersonalDataStore for PgPersonalDataStore {
     }
 
     async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        let mut conn = connection(&self.pool).await?;
-        audit::append(&mut conn, &entry).await.map_err(query_error)
+        let conn = connection(&self.pool).await?;
+        audit::append(&conn, &entry).await.map_err(query_error)
     }
 
     async fn export(&self, subject: UserId, sink: &mut dyn ExportSink) -> Result<(), ExportStopped> {

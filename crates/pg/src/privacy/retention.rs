@@ -35,6 +35,11 @@ const RULES: &[Rule] = &[
         condition: "processed_at < $1",
         kept_for: |policy| policy.processed_telegram_updates,
     },
+    Rule {
+        table: "telegram_outbox",
+        condition: "settled_at < $1",
+        kept_for: |policy| policy.processed_telegram_updates,
+    },
     Rule { table: "idempotency_keys", condition: "expires_at < $1", kept_for: |policy| policy.expired_credentials },
     Rule { table: "refresh_tokens", condition: "expires_at < $1", kept_for: |policy| policy.expired_credentials },
     Rule {
