@@ -500,7 +500,13 @@ async fn notifications_follow_consent_limits_and_retry_after() {
     assert!(alert.at.duration_since(gone.at) >= Duration::from_millis(950), "one message per second per chat");
     assert!(gone.at.duration_since(delivered.at) >= Duration::from_millis(950));
 
-    // Failures back off and end recorded as failed after the bounded attempts.
+    // Failures back off and end recorded as failed after the bounded attempts. The queue is
+    // drained first, so that the refusals meet this notification and no earlier one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while desk.count("SELECT count(*) FROM telegram_outbox WHERE status = 'pending'").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "the queue never drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     desk.fake.fail_next("sendMessage", 5, &Failure::server_error());
     desk.task(&[&officer], "Destinada a fallar").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

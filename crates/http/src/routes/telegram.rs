@@ -129,6 +129,8 @@ pub(crate) async fn delete_telegram_link(
         (status = 400, description = "the body is not a JSON update", body = ErrorBody),
         (status = 401, description = "the secret header is missing; nothing is processed", body = ErrorBody),
         (status = 403, description = "the secret header is wrong; nothing is processed", body = ErrorBody),
+        (status = 404, description = "the bot receives no updates here (`TELEGRAM_MODE` is `off`, or polling without \
+            a webhook secret)", body = ErrorBody),
         (status = 503, description = "the database is unavailable; Telegram delivers the update again", body = ErrorBody),
     )
 )]
