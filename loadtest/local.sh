@@ -19,31 +19,11 @@ flags=()
 cargo build --locked -q --bin gad "${flags[@]}"
 gad="$target/$build/gad"
 
-admin_url=${DATABASE_URL%/*}/postgres
-run="gad_load_$(date +%s%N)"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-psql "$admin_url" -qc "CREATE DATABASE $run" >/dev/null
-server=
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-    if [[ -n $server ]]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; fi
-    psql "$admin_url" -qc "DROP DATABASE IF EXISTS $run WITH (FORCE)" >/dev/null
-}
-trap cleanup EXIT
-
-export GAD_ENV=test DATABASE_URL="${DATABASE_URL%/*}/$run" GAD_BIND="127.0.0.1:$port" GAD__REDIS__KEY_PREFIX="$run:"
+source scripts/scratch-gad.sh
 GAD_JWT_SECRET="load-signing-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export GAD_JWT_SECRET
-export GAD_RATE_LIMIT_GENERAL=10000000 GAD_RATE_LIMIT_LOGIN=10000000
-"$gad" migrate >/dev/null 2>&1
-password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 24)
-GAD_ADMIN_PASSWORD=$password "$gad" create-admin --email load@gad.local >/dev/null
-log="$target/loadtest/server-$profile.log"
-mkdir -p "$(dirname "$log")"
-RUST_LOG=warn "$gad" serve >"$log" 2>&1 &
-server=$!
-for _ in $(seq 150); do curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+scratch_gad "$gad" gad_load load@gad.local "$target/loadtest/server-$profile.log"
 status=0
 GAD_LOAD_EMAIL=load@gad.local GAD_LOAD_PASSWORD=$password \
-    loadtest/run --base "http://127.0.0.1:$port" --profile "$profile" "$@" || status=$?
+    loadtest/run --base "$base" --profile "$profile" "$@" || status=$?
 exit "$status"

@@ -15,30 +15,13 @@ cargo build --locked -q --bin gad
 venv="$target/fuzz-venv"
 [[ -x $venv/bin/st ]] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q schemathesis==4.32.5; }
 
-admin_url=${DATABASE_URL%/*}/postgres
-scratch="gad_fuzz_$(date +%s%N)"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-psql "$admin_url" -qc "CREATE DATABASE $scratch" >/dev/null
-server=
-cleanup() {
-    [[ -n $server ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    psql "$admin_url" -qc "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null
-}
-trap cleanup EXIT
-
-export GAD_ENV=test DATABASE_URL="${DATABASE_URL%/*}/$scratch" GAD_BIND="127.0.0.1:$port"
+source scripts/scratch-gad.sh
 export GAD_JWT_SECRET=fuzz-signing-key-that-is-long-enough-for-hs256 REDIS_URL=
 # Linking codes need the bot's name for their deep link (no token: the bot itself stays off).
 export TELEGRAM_BOT_USERNAME=gad_fuzz_bot
 # The fuzzer sends thousands of requests from one address within minutes.
-export GAD_RATE_LIMIT_GENERAL=10000000 GAD_RATE_LIMIT_LOGIN=10000000 GAD__AUTH__ACCESS_TOKEN_TTL_S=7200
-"$gad" migrate >/dev/null 2>&1
-password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 24)
-GAD_ADMIN_PASSWORD=$password "$gad" create-admin --email fuzz@gad.local >/dev/null 2>&1
-RUST_LOG=error "$gad" serve >"$target/fuzz-server.log" 2>&1 &
-server=$!
-base="http://127.0.0.1:$port"
-for _ in $(seq 100); do curl -fsS "$base/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+export GAD__AUTH__ACCESS_TOKEN_TTL_S=7200
+scratch_gad "$gad" gad_fuzz fuzz@gad.local "$target/fuzz-server.log" error
 token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"email\":\"fuzz@gad.local\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 admin_id=$(curl -fsS "$base/api/v1/auth/me" -H "Authorization: Bearer $token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
