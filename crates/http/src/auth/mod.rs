@@ -59,7 +59,8 @@ impl FromRequest for Principal {
             .filter(|_| req.extensions().get::<UserCounted>().is_none())
             .cloned();
         let bearer = bearer_token(req).map(str::to_owned);
-        let verified = req.extensions().get::<VerifiedClaims>().map(|verified| verified.0.clone());
+        // Taken, not cloned: a second extraction in the same request verifies the token again.
+        let verified = req.extensions_mut().remove::<VerifiedClaims>().map(|verified| verified.0);
         let span = req.extensions().get::<tracing_actix_web::RootSpan>().cloned();
         Box::pin(async move {
             let services = services.ok_or_else(|| ApiError::internal("authentication services are not configured"))?;

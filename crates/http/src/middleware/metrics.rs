@@ -116,27 +116,29 @@ impl HttpMetrics {
 
     /// Counts one request that took `elapsed`.
     pub fn record(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
-        self.series(method, route, status).observe(elapsed);
+        self.with_series(method, route, status, |series| series.observe(elapsed));
     }
 
     /// Exposes a series at zero before its first request (alerts watch it from the start).
     pub fn register(&self, method: &'static str, route: &str, status: u16) {
-        self.series(method, route, status);
+        self.with_series(method, route, status, |_| ());
     }
 
-    fn series(&self, method: &'static str, route: &str, status: u16) -> Arc<Series> {
+    /// Hands the series of these labels to `use_it`, created on first use. The common case, a
+    /// series that exists, takes only the read lock and touches no reference count.
+    fn with_series(&self, method: &'static str, route: &str, status: u16, use_it: impl FnOnce(&Series)) {
         let same = |series: &&Arc<Series>| series.method == method && series.status == status;
         if let Some(series) = read(&self.routes).get(route).and_then(|all| all.iter().find(same)) {
-            return Arc::clone(series);
+            return use_it(series);
         }
         let mut routes = self.routes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let all = routes.entry(route.to_owned()).or_default();
         if let Some(series) = all.iter().find(same) {
-            return Arc::clone(series);
+            return use_it(series);
         }
         let series = Arc::new(Series::new(method, route, status));
-        all.push(Arc::clone(&series));
-        series
+        use_it(&series);
+        all.push(series);
     }
 
     /// Appends both families in the Prometheus text format, series in a stable order.
