@@ -21,6 +21,7 @@ mod stats;
 mod tasks;
 mod telegram;
 mod tickets;
+mod transaction;
 pub mod users;
 
 pub use audit::PgAuditLog;
