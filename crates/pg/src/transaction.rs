@@ -71,6 +71,8 @@ impl Drop for Open {
 
 #[cfg(test)]
 mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
     use std::time::Duration;
 
     use diesel::sql_types::BigInt;
