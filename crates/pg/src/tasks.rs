@@ -313,14 +313,15 @@ async fn move_officers(
 /// Writes a transition of a task whose officers are `officers`: the status and its times,
 /// exactly one history row, and the officers' move.
 async fn write_transition(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     id: TaskId,
     transition: &TransitionWrite,
     officers: &[OfficerId],
     entry: &AuditEntry,
 ) -> Result<(), Failure> {
     let effect = &transition.effect;
-    diesel::sql_query(
+    let (mut for_status, mut for_history) = (conn, conn);
+    let status = diesel::sql_query(
         "UPDATE tasks SET status = $2::task_status, actual_start = COALESCE($3, actual_start), \
              actual_end = COALESCE($4, actual_end), paused_at = $5, total_paused_seconds = total_paused_seconds + $6 \
          WHERE id = $1",
@@ -332,9 +333,8 @@ async fn write_transition(
     .bind::<Nullable<Timestamptz>, _>(effect.paused_at)
     .bind::<BigInt, _>(effect.paused_seconds)
     .prepared()
-    .execute(&mut conn)
-    .await?;
-    diesel::sql_query(
+    .execute(&mut for_status);
+    let history = diesel::sql_query(
         "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason, at) \
          VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6, $7)",
     )
@@ -346,8 +346,10 @@ async fn write_transition(
     .bind::<Nullable<Text>, _>(transition.reason.as_ref().map(|reason| reason.as_str()))
     .bind::<Timestamptz, _>(transition.at)
     .prepared()
-    .execute(&mut conn)
-    .await?;
+    .execute(&mut for_history);
+    // Independent of each other, the status and its history row leave together; the officers'
+    // move reads the new status, so it follows.
+    try_join(status, history).await?;
     move_officers(conn, officers, effect.officers, entry).await?;
     Ok(())
 }
