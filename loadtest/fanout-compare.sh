@@ -23,6 +23,6 @@ echo "fanout-compare: GAD pid $server at $base; load average: $(cut -d' ' -f1-3 
 options=("$@")
 (($#)) || options=(--connections 10000 --concurrency 50 --events 5 --rate 1 --idle-s 2 --compare 3)
 status=0
-GAD_LOAD_BASE=$base GAD_LOAD_EMAIL=fanout@gad.local GAD_LOAD_PASSWORD=$password "$target/release/gad-load" fanout "${options[@]}" || status=$?
+GAD_LOAD_BASE=$base GAD_LOAD_EMAIL=fanout@gad.local GAD_LOAD_PASSWORD=$password "$target/release/gad-load" fanout --server-pid "$server" "${options[@]}" || status=$?
 echo "fanout-compare: load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 exit "$status"

@@ -231,6 +231,11 @@ impl Baseline {
         writeln!(self.commands, "event {seq} {id} {bytes}")?;
         Ok(self.commands.flush()?)
     }
+
+    /// The server's process id (its CPU time is read from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Baseline {

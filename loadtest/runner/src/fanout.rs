@@ -99,6 +99,16 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches(" kB").trim().parse().ok())
 }
 
+/// CPU time the process `pid` has used (user and system, every thread), in milliseconds
+/// (`/proc` counts in USER_HZ, 100 per second).
+fn cpu_ms(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 10)
+}
+
 /// A connection subscribed to the topic, authenticated as `args.auth` says.
 async fn open(http: &reqwest::Client, base: &str, args: &Args, token: &str) -> anyhow::Result<Socket> {
     let request = match args.auth {
@@ -415,6 +425,8 @@ async fn compare(api: &crate::api::Api, token: &str, args: Args) -> anyhow::Resu
     let (mut all_baseline, mut all_gad) = (Vec::new(), Vec::new());
     let mut failed = false;
     let mut seq = 0i64;
+    // Server CPU (ms) and frames delivered, over the rounds that could read it.
+    let (mut cpu_baseline, mut cpu_gad) = ((0u64, 0usize), (0u64, 0usize));
     for round in 1..=args.compare {
         for server in [Server::Baseline, Server::Gad] {
             let opened = match server {
@@ -424,6 +436,11 @@ async fn compare(api: &crate::api::Api, token: &str, args: Args) -> anyhow::Resu
             let (open_count, ramp_s, errors) = (opened.sockets.len(), opened.ramp_s, opened.errors);
             let readers = Readers::spawn(opened.sockets);
             tokio::time::sleep(Duration::from_secs(args.idle_s.max(1))).await;
+            let pid = match server {
+                Server::Baseline => Some(baseline.pid()),
+                Server::Gad => args.server_pid,
+            };
+            let cpu_before = pid.and_then(cpu_ms);
             let (ids, responded) = match server {
                 Server::Baseline => {
                     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
@@ -444,27 +461,44 @@ async fn compare(api: &crate::api::Api, token: &str, args: Args) -> anyhow::Resu
                 }
             };
             readers.wait_for(ids.len() * open_count, Duration::from_secs(args.drain_s)).await;
+            // The server's CPU over the events, from the first to the last delivery.
+            let cpu = match (cpu_before, pid.and_then(cpu_ms)) {
+                (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+                _ => None,
+            };
             let seen = readers.finish().await;
             let expected: HashSet<&str> = ids.iter().map(String::as_str).collect();
             let tally = tally(&seen, &expected, &responded);
             failed |= tally.losses > 0 || tally.duplicates > 0 || !errors.is_empty() || ids.len() < args.events;
             let name = if server == Server::Baseline { "baseline" } else { "gad" };
             let latency = distribution(tally.latencies.clone());
+            let cpu_us_per_frame =
+                cpu.filter(|_| !tally.latencies.is_empty()).map(|ms| ms as f64 * 1000.0 / tally.latencies.len() as f64);
             eprintln!(
-                "fanout: round {round} {name:<8} {open_count} sockets, {} of {} delivered, p50 {} ms, p99 {} ms, max {} ms",
+                "fanout: round {round} {name:<8} {open_count} sockets, {} of {} delivered, p50 {} ms, p99 {} ms, max {} ms, server CPU {} µs per frame",
                 tally.latencies.len(),
                 ids.len() * open_count,
                 latency["p50"],
                 latency["p99"],
-                latency["max"]
+                latency["max"],
+                cpu_us_per_frame.map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"))
             );
             rounds.push(json!({
                 "round": round, "server": name, "open": open_count, "failed": errors.len(),
                 "first_errors": errors.iter().take(3).collect::<Vec<_>>(), "ramp_s": ramp_s,
                 "events": ids.len(), "received": tally.latencies.len(), "losses": tally.losses,
                 "duplicates": tally.duplicates, "out_of_order": tally.out_of_order,
-                "delivery_latency_ms": latency,
+                "delivery_latency_ms": latency, "server_cpu_ms": cpu,
+                "server_cpu_us_per_frame": cpu_us_per_frame.map(crate::stats::round),
             }));
+            let totals = match server {
+                Server::Baseline => &mut cpu_baseline,
+                Server::Gad => &mut cpu_gad,
+            };
+            if let Some(cpu) = cpu {
+                totals.0 += cpu;
+                totals.1 += tally.latencies.len();
+            }
             match server {
                 Server::Baseline => all_baseline.extend(tally.latencies),
                 Server::Gad => all_gad.extend(tally.latencies),
@@ -473,7 +507,25 @@ async fn compare(api: &crate::api::Api, token: &str, args: Args) -> anyhow::Resu
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
+    // Each GAD round against the baseline round just before it: less exposed to a burst of the
+    // machine's other work than the pooled figures.
+    let p99_of = |round: &Value| round["delivery_latency_ms"]["p99"].as_f64();
+    let mut pair_ratios: Vec<f64> = rounds
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [bare, gad] => match (p99_of(gad), p99_of(bare)) {
+                (Some(gad), Some(bare)) if bare > 0.0 => Some(crate::stats::round(gad / bare)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let rounds_in_order = pair_ratios.clone();
+    pair_ratios.sort_by(f64::total_cmp);
+    let median_pair_ratio = crate::stats::percentile(&pair_ratios, 50.0);
     let (baseline_latency, gad_latency) = (distribution(all_baseline), distribution(all_gad));
+    let per_frame = |(ms, frames): (u64, usize)| (frames > 0).then(|| ms as f64 * 1000.0 / frames as f64);
+    let (baseline_cpu, gad_cpu) = (per_frame(cpu_baseline), per_frame(cpu_gad));
     let ratio = match (gad_latency["p99"].as_f64(), baseline_latency["p99"].as_f64()) {
         (Some(gad), Some(bare)) if bare > 0.0 => Some(crate::stats::round(gad / bare)),
         _ => None,
@@ -484,16 +536,23 @@ async fn compare(api: &crate::api::Api, token: &str, args: Args) -> anyhow::Resu
         "baseline_delivery_latency_ms": baseline_latency,
         "gad_delivery_latency_ms": gad_latency,
         "p99_ratio_gad_to_baseline": ratio,
+        "p99_ratio_per_round": rounds_in_order,
+        "p99_ratio_per_round_median": median_pair_ratio,
+        "server_cpu_us_per_frame": { "baseline": baseline_cpu.map(crate::stats::round), "gad": gad_cpu.map(crate::stats::round),
+                                     "ratio": baseline_cpu.zip(gad_cpu).filter(|(bare, _)| *bare > 0.0)
+                                         .map(|(bare, gad)| crate::stats::round(gad / bare)) },
     });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
     writeln!(
         stdout,
-        "fan-out to {} sockets: baseline p99 {} ms, GAD p99 {} ms, ratio {}",
+        "fan-out to {} sockets: baseline p99 {} ms, GAD p99 {} ms, ratio {} (per round {:?}, median {})",
         args.connections,
         baseline_latency["p99"],
         gad_latency["p99"],
-        ratio.map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}"))
+        ratio.map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}")),
+        rounds_in_order,
+        median_pair_ratio.map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}"))
     )?;
     if let Some(limit) = args.max_ratio {
         failed |= ratio.is_none_or(|ratio| ratio > limit);
