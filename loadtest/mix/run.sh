@@ -26,12 +26,17 @@ trap 'rm -f "$ids"' EXIT
 psql "$DATABASE_URL" -qtAc "SELECT id FROM bench_task_ids ORDER BY n" >"$ids"
 
 token=$("$root/loadtest/token.sh" bench@example.org benchmark-password-1 "$base")
+# Both measurements start from a vacuumed, analysed database, as autovacuum keeps a production
+# one (a server with autovacuum off piles up dead rows, and the plans that go with them).
+vacuum() { psql "$DATABASE_URL" -qc "VACUUM ANALYZE"; }
+vacuum
 echo "GAD, the mix, $connections connections, ${seconds}s:"
 MIX_TOKEN=$token MIX_IDS=$ids MIX_BODY=$(sed "s/@NOW@/$(date -u +%Y-%m-%dT%H:%M:%SZ)/" "$root/loadtest/bodies/task.json") \
     WRK_LUA_PREFIX="$root/loadtest/mix/mix.lua" \
     "$root/loadtest/wrk.sh" "mix-c$connections" "$base/api/v1/tasks" "${seconds}s" "$connections" 2
 
 creator=$(psql "$DATABASE_URL" -qtAc "SELECT id FROM users WHERE email = 'bench@example.org'")
+vacuum
 echo "pgbench, the same statements in the same proportions, $connections clients:"
 pgbench -n -M prepared -D creator="$creator" -c "$connections" -j 2 -T "$seconds" \
     -f "$root/loadtest/pgbench/tasks-list.sql@336" \
