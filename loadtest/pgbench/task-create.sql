@@ -11,7 +11,7 @@ INSERT INTO tasks AS t (title, description, kind, priority, scheduled_start, sch
 VALUES ('Bench patrol', NULL, 'patrol', 'medium', now() + interval '1 day', NULL,
         ST_SetSRID(ST_MakePoint(-3.70, 40.42), 4326)::geography, NULL, :creator::uuid, NULL,
         (lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))::uuid,
-        'T-' || lpad(nextval('task_code_seq')::text, 6, '0'), :creator::uuid)
+        (SELECT 'T-' || lpad(n::text, greatest(length(n::text), 6), '0') FROM nextval('task_code_seq') AS n), :creator::uuid)
 RETURNING t.id, t.code, t.title, t.description, t.kind::text AS kind, t.priority::text AS priority,
        t.status::text AS status, t.scheduled_start, t.scheduled_end, t.actual_start, t.actual_end, t.paused_at,
        t.total_paused_seconds, ST_Y(t.location::geometry) AS lat, ST_X(t.location::geometry) AS lng,

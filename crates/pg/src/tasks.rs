@@ -422,13 +422,18 @@ async fn write_change(mut conn: &AsyncPgConnection, task: Task, decide: Decide) 
     Ok(written)
 }
 
+/// The next generated task code: `T-` and the sequence's number, at least six digits (`lpad`
+/// alone would cut the seven-digit numbers to six, and the millionth task on would collide).
+const NEXT_CODE: &str =
+    "(SELECT 'T-' || lpad(n::text, greatest(length(n::text), 6), '0') FROM nextval('task_code_seq') AS n)";
+
 /// Inserts a new task (with a generated code unless it has one) and its first officers; returns
 /// it as stored. Without officers the insert itself returns the row: no read-back.
 async fn insert_task(mut conn: &AsyncPgConnection, task: &NewTask) -> Result<Task, Failure> {
     let statement = diesel::sql_query(format!(
         "INSERT INTO tasks AS t (title, description, kind, priority, scheduled_start, scheduled_end, location, \
                                  location_description, delegate_id, notes, id, code, created_by) \
-         VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14) \
+         VALUES ({FIELD_VALUES}, $12, COALESCE($13, {NEXT_CODE}), $14) \
          RETURNING {COLUMNS}"
     ));
     let inserted: TaskRow = bind_fields(statement, &task.fields)

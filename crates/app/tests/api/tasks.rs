@@ -57,6 +57,18 @@ pub(crate) async fn transition(desk: &Desk, token: &str, task: &str, action: &st
         .await
 }
 
+#[tokio::test]
+async fn generated_codes_stay_unique_past_six_digits() {
+    let desk = desk().await;
+    let mut conn = desk.app.db().await;
+    sql_query("SELECT setval('task_code_seq', 999998)").execute(&mut conn).await.unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(create(&desk, &[]).await["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes, ["T-999999", "T-1000000", "T-1000001"]);
+}
+
 async fn availability(desk: &Desk, officer: &str) -> String {
     let officer: Value = desk
         .app
