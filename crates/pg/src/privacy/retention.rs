@@ -34,7 +34,7 @@ const RULES: &[Rule] = &[
         table: "telegram_processed_updates",
         // Pending ones too: an update never processed in that long will not be (and Telegram
         // stops redelivering after a day), and its payload is personal data.
-        condition: "coalesce(processed_at, received_at) < $1",
+        condition: "(processed_at < $1 OR (processed_at IS NULL AND received_at < $1))",
         kept_for: |policy| policy.processed_telegram_updates,
     },
     Rule {
