@@ -19,8 +19,9 @@ use uuid::Uuid;
 use crate::bot::Bot;
 use crate::types::Update;
 
-/// Sequential processors; each takes a database connection while it works, so that they leave
-/// most of the pool to the requests.
+/// Sequential processors. Each holds a pooled connection only while it queries (not while it
+/// waits for the Bot API), so at most this many of the pool's connections serve processing and
+/// the rest stay free for the requests; throughput is this many updates per processing time.
 const SHARDS: usize = 8;
 /// Updates waiting in one shard; beyond that the sweep picks them up later.
 const SHARD_QUEUE: usize = 256;
