@@ -65,7 +65,7 @@ impl std::fmt::Debug for Inbox {
 impl Inbox {
     /// The inbox, and the job that processes what it receives and sweeps for abandoned updates.
     pub fn new(bot: Bot, store: Arc<dyn UpdateInbox>) -> (Self, BackgroundJob) {
-        let owner = Uuid::new_v4();
+        let owner = Uuid::now_v7();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..SHARDS).map(|_| mpsc::channel(SHARD_QUEUE)).unzip();
         let inbox = Self { store: Arc::clone(&store), owner, shards: senders.into() };
         let processor = Processor { bot, store, owner };
