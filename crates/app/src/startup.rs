@@ -118,7 +118,9 @@ impl std::fmt::Debug for StopHandle {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pg_pool = pg_pool(settings)?;
+        // A shard of connections per HTTP worker thread, driven by that thread (see gad_pg::pool).
+        let pg_pool =
+            gad_pg::build_worker_pool(&settings.database, &application_name(settings), settings.http.worker_threads())?;
         let redis = Redis::connect(&settings.redis)?;
         let mut background = Background::new();
 

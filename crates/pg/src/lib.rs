@@ -21,6 +21,7 @@ mod stats;
 mod tasks;
 mod telegram;
 mod tickets;
+mod transaction;
 pub mod users;
 
 pub use audit::PgAuditLog;
@@ -31,7 +32,7 @@ pub use events::PgEventLog;
 pub use health::PostgresCheck;
 pub use idempotency::PgIdempotencyStore;
 pub use officers::PgOfficerStore;
-pub use pool::{PgPool, PgSettings, build_pool};
+pub use pool::{PgPool, PgSettings, build_pool, build_worker_pool};
 pub use privacy::{PgPersonalDataStore, PgRetentionStore};
 pub use stats::PgStatsStore;
 pub use tasks::PgTaskStore;

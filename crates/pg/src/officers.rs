@@ -150,7 +150,7 @@ async fn reload_with_event(
 
 /// The event of an officer change, with the officer as its payload.
 async fn append_event(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     officer: &Officer,
     event_type: &'static str,
     entry: &AuditEntry,
@@ -169,7 +169,7 @@ async fn append_event(
 /// `officer.availability_changed` built from the row the update returns (no second read).
 /// `update` is an `UPDATE officers o SET … WHERE o.id = ANY($1) …` without `RETURNING`.
 pub(crate) async fn move_availability(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     update: &str,
     officers: &[Uuid],
     entry: &AuditEntry,
@@ -180,7 +180,7 @@ pub(crate) async fn move_availability(
     let mut rows: Vec<OfficerRow> = diesel::sql_query(format!("{update} RETURNING {COLUMNS}"))
         .bind::<Array<SqlUuid>, _>(officers)
         .prepared()
-        .load(conn)
+        .load(&mut conn)
         .await?;
     rows.sort_by_key(|row| row.id);
     for row in rows {

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::query_builder::BoxedSqlQuery;
 use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::TryFutureExt;
 use futures_util::future::{BoxFuture, try_join, try_join_all};
 use gad_domain::audit::AuditEntry;
 use gad_domain::error::StoreError;
@@ -29,6 +30,7 @@ use crate::events::{self, EventNumbering, NewEvent};
 use crate::officers;
 use crate::pool::{PgPool, connection};
 use crate::prepared::Prepare;
+use crate::transaction;
 
 #[derive(Clone)]
 pub struct PgTaskStore {
@@ -45,10 +47,10 @@ impl PgTaskStore {
     /// fails), then the event numbering woken once the events it appended are committed.
     async fn write<T: Send>(
         &self,
-        work: impl for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, Failure>> + Send,
+        work: impl for<'c> FnOnce(&'c AsyncPgConnection) -> BoxFuture<'c, Result<T, Failure>> + Send,
     ) -> Result<T, TaskError> {
-        let mut conn = connection(&self.pool).await?;
-        let outcome = conn.transaction(async move |conn| work(conn).await).await.map_err(task_error);
+        let conn = connection(&self.pool).await?;
+        let outcome = transaction::transaction(conn, work).await.map_err(task_error);
         events::after_commit(&self.numbering, outcome)
     }
 }
@@ -190,13 +192,13 @@ fn task_error(failure: Failure) -> TaskError {
 }
 
 /// The task as it now stands; `locked` also locks its row for the rest of the transaction.
-async fn load(conn: &mut AsyncPgConnection, id: TaskId, locked: bool) -> QueryResult<Option<Task>> {
+async fn load(mut conn: &AsyncPgConnection, id: TaskId, locked: bool) -> QueryResult<Option<Task>> {
     let lock = if locked { " FOR UPDATE OF t" } else { "" };
     let row: Option<TaskRow> =
         diesel::sql_query(format!("SELECT {COLUMNS} FROM tasks t WHERE t.id = $1 AND t.deleted_at IS NULL{lock}"))
             .bind::<SqlUuid, _>(id.as_uuid())
             .prepared()
-            .get_result(conn)
+            .get_result(&mut conn)
             .await
             .optional()?;
     row.map(TaskRow::into_task).transpose().map_err(|error| corrupt_row(&error))
@@ -205,7 +207,25 @@ async fn load(conn: &mut AsyncPgConnection, id: TaskId, locked: bool) -> QueryRe
 /// The record of a write that left `task`: its audit row, then each event, reaching the task's
 /// officers and the `former` ones (an officer just unassigned learns it).
 async fn append_record(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
+    task: &Task,
+    record: &Record,
+    former: Option<Uuid>,
+    dispatched: Option<Dispatched>,
+) -> Result<(), Failure> {
+    // The audit row and the events depend on nothing of each other: sent together, they cost one
+    // round trip instead of one each (the server still runs them in order).
+    try_join(
+        audit::append(conn, &record.audit).map_err(Failure::from),
+        append_events(conn, task, record, former, dispatched),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The events of a write that left `task`, sent together.
+async fn append_events(
+    conn: &AsyncPgConnection,
     task: &Task,
     record: &Record,
     former: Option<Uuid>,
@@ -229,18 +249,14 @@ async fn append_record(
             payload,
         });
     }
-    // The audit row and the events depend on nothing of each other: sent together, they cost one
-    // round trip instead of one each (the server still runs them in order).
-    let conn: &AsyncPgConnection = conn;
-    let events = try_join_all(rows.into_iter().map(|row| events::append(conn, row)));
-    try_join(audit::append(conn, &record.audit), events).await?;
+    try_join_all(rows.into_iter().map(|row| events::append(conn, row))).await?;
     Ok(())
 }
 
 /// Assigns officers that exist, in two statements whatever their number; an unknown one fails
 /// the whole assignment.
 async fn add_officers(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     task: TaskId,
     officers: &[OfficerId],
     by: Option<UserId>,
@@ -253,7 +269,7 @@ async fn add_officers(
         .filter(crate::schema::officers::id.eq_any(&wanted))
         .filter(crate::schema::officers::deleted_at.is_null())
         .select(crate::schema::officers::id)
-        .load(conn)
+        .load(&mut conn)
         .await?;
     if let Some(unknown) = officers.iter().find(|officer| !live.contains(&officer.as_uuid())) {
         return Err(TaskError::UnknownOfficer(*unknown).into());
@@ -266,7 +282,7 @@ async fn add_officers(
     .bind::<Array<SqlUuid>, _>(&wanted)
     .bind::<Nullable<SqlUuid>, _>(by.map(UserId::as_uuid))
     .prepared()
-    .execute(conn)
+    .execute(&mut conn)
     .await?;
     Ok(())
 }
@@ -274,7 +290,7 @@ async fn add_officers(
 /// Moves officers as a write decided; each one that changed is announced. Released officers
 /// become available again unless another running task still holds them.
 async fn move_officers(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     officers: &[OfficerId],
     to: OfficerMove,
     entry: &AuditEntry,
@@ -297,14 +313,15 @@ async fn move_officers(
 /// Writes a transition of a task whose officers are `officers`: the status and its times,
 /// exactly one history row, and the officers' move.
 async fn write_transition(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     id: TaskId,
     transition: &TransitionWrite,
     officers: &[OfficerId],
     entry: &AuditEntry,
 ) -> Result<(), Failure> {
     let effect = &transition.effect;
-    diesel::sql_query(
+    let (mut for_status, mut for_history) = (conn, conn);
+    let status = diesel::sql_query(
         "UPDATE tasks SET status = $2::task_status, actual_start = COALESCE($3, actual_start), \
              actual_end = COALESCE($4, actual_end), paused_at = $5, total_paused_seconds = total_paused_seconds + $6 \
          WHERE id = $1",
@@ -316,9 +333,8 @@ async fn write_transition(
     .bind::<Nullable<Timestamptz>, _>(effect.paused_at)
     .bind::<BigInt, _>(effect.paused_seconds)
     .prepared()
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
+    .execute(&mut for_status);
+    let history = diesel::sql_query(
         "INSERT INTO task_status_history (task_id, from_status, to_status, action, actor_id, reason, at) \
          VALUES ($1, $2::task_status, $3::task_status, $4::task_action, $5, $6, $7)",
     )
@@ -330,8 +346,10 @@ async fn write_transition(
     .bind::<Nullable<Text>, _>(transition.reason.as_ref().map(|reason| reason.as_str()))
     .bind::<Timestamptz, _>(transition.at)
     .prepared()
-    .execute(conn)
-    .await?;
+    .execute(&mut for_history);
+    // Independent of each other, the status and its history row leave together; the officers'
+    // move reads the new status, so it follows.
+    try_join(status, history).await?;
     move_officers(conn, officers, effect.officers, entry).await?;
     Ok(())
 }
@@ -339,7 +357,7 @@ async fn write_transition(
 /// Removes an assignment and frees the officer unless other running work holds them; the user
 /// behind the officer, who still hears of the change.
 async fn remove_officer(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     id: TaskId,
     officer: OfficerId,
     entry: &AuditEntry,
@@ -356,7 +374,7 @@ async fn remove_officer(
     .bind::<SqlUuid, _>(id.as_uuid())
     .bind::<SqlUuid, _>(officer.as_uuid())
     .prepared()
-    .get_result(conn)
+    .get_result(&mut conn)
     .await
     .optional()?;
     let removed = removed.ok_or(TaskError::NotFound)?;
@@ -366,7 +384,7 @@ async fn remove_officer(
 
 /// Writes what a use case decided on the locked `task`; returns the task as written (as last
 /// seen, for a deletion).
-async fn write_change(conn: &mut AsyncPgConnection, task: Task, decide: Decide) -> Result<Task, Failure> {
+async fn write_change(mut conn: &AsyncPgConnection, task: Task, decide: Decide) -> Result<Task, Failure> {
     let change = decide(&task)?;
     let (id, entry) = (task.id, &change.record.audit);
     let mut former = None;
@@ -376,7 +394,7 @@ async fn write_change(conn: &mut AsyncPgConnection, task: Task, decide: Decide) 
                 "UPDATE tasks SET (title, description, kind, priority, scheduled_start, scheduled_end, location, \
                                    location_description, delegate_id, notes) = ({FIELD_VALUES}) WHERE id = $12"
             ));
-            bind_fields(statement, fields).bind::<SqlUuid, _>(id.as_uuid()).prepared().execute(conn).await?;
+            bind_fields(statement, fields).bind::<SqlUuid, _>(id.as_uuid()).prepared().execute(&mut conn).await?;
         }
         TaskWrite::Transition(transition) => write_transition(conn, id, transition, &task.officer_ids, entry).await?,
         TaskWrite::Assign { officers, occupy } => {
@@ -398,32 +416,38 @@ async fn write_change(conn: &mut AsyncPgConnection, task: Task, decide: Decide) 
         diesel::sql_query("UPDATE tasks SET deleted_at = now() WHERE id = $1")
             .bind::<SqlUuid, _>(id.as_uuid())
             .prepared()
-            .execute(conn)
+            .execute(&mut conn)
             .await?;
     }
     Ok(written)
 }
 
-/// Inserts a new task (with a generated code unless it has one) and its first officers.
-async fn insert_task(conn: &mut AsyncPgConnection, task: &NewTask) -> Result<(), Failure> {
+/// Inserts a new task (with a generated code unless it has one) and its first officers; returns
+/// it as stored. Without officers the insert itself returns the row: no read-back.
+async fn insert_task(mut conn: &AsyncPgConnection, task: &NewTask) -> Result<Task, Failure> {
     let statement = diesel::sql_query(format!(
-        "INSERT INTO tasks (title, description, kind, priority, scheduled_start, scheduled_end, location, \
-                            location_description, delegate_id, notes, id, code, created_by) \
-         VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14)"
+        "INSERT INTO tasks AS t (title, description, kind, priority, scheduled_start, scheduled_end, location, \
+                                 location_description, delegate_id, notes, id, code, created_by) \
+         VALUES ({FIELD_VALUES}, $12, COALESCE($13, 'T-' || lpad(nextval('task_code_seq')::text, 6, '0')), $14) \
+         RETURNING {COLUMNS}"
     ));
-    bind_fields(statement, &task.fields)
+    let inserted: TaskRow = bind_fields(statement, &task.fields)
         .bind::<SqlUuid, _>(task.id.as_uuid())
         .bind::<Nullable<Text>, _>(task.code.as_ref().map(|code| code.as_str()))
         .bind::<SqlUuid, _>(task.created_by.as_uuid())
         .prepared()
-        .execute(conn)
+        .get_result(&mut conn)
         .await?;
-    add_officers(conn, task.id, &task.officer_ids, Some(task.created_by)).await
+    if task.officer_ids.is_empty() {
+        return Ok(inserted.into_task().map_err(|error| corrupt_row(&error))?);
+    }
+    add_officers(conn, task.id, &task.officer_ids, Some(task.created_by)).await?;
+    Ok(load(conn, task.id, false).await?.ok_or(TaskError::NotFound)?)
 }
 
 /// The nearest available officer to `point`, locked; `SKIP LOCKED`: two emergencies at once
 /// never take the same officer.
-async fn nearest_available(conn: &mut AsyncPgConnection, point: GeoPoint) -> QueryResult<Option<Dispatched>> {
+async fn nearest_available(mut conn: &AsyncPgConnection, point: GeoPoint) -> QueryResult<Option<Dispatched>> {
     #[derive(QueryableByName)]
     struct Nearest {
         #[diesel(sql_type = SqlUuid)]
@@ -440,7 +464,7 @@ async fn nearest_available(conn: &mut AsyncPgConnection, point: GeoPoint) -> Que
     .bind::<Double, _>(point.lat())
     .bind::<Double, _>(point.lng())
     .prepared()
-    .get_result(conn)
+    .get_result(&mut conn)
     .await
     .optional()?;
     Ok(nearest.map(|nearest| Dispatched { officer: OfficerId::from_uuid(nearest.id), distance_m: nearest.distance_m }))
@@ -507,9 +531,11 @@ impl TaskStore for PgTaskStore {
     async fn insert(&self, task: NewTask, record: Record) -> Result<Task, TaskError> {
         self.write(move |conn| {
             Box::pin(async move {
-                insert_task(conn, &task).await?;
-                let created = load(conn, task.id, false).await?.ok_or(TaskError::NotFound)?;
-                append_record(conn, &created, &record, None, None).await?;
+                // The audit row needs nothing of the insert: it travels with it.
+                let (created, ()) =
+                    try_join(insert_task(conn, &task), audit::append(conn, &record.audit).map_err(Failure::from))
+                        .await?;
+                append_events(conn, &created, &record, None, None).await?;
                 Ok(created)
             })
         })
@@ -517,8 +543,8 @@ impl TaskStore for PgTaskStore {
     }
 
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
-        let mut conn = connection(&self.pool).await?;
-        load(&mut conn, id, false).await.map_err(query_error)
+        let conn = connection(&self.pool).await?;
+        load(&conn, id, false).await.map_err(query_error)
     }
 
     async fn list(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
@@ -648,12 +674,12 @@ impl TaskStore for PgTaskStore {
         self.write(move |conn| {
             Box::pin(async move {
                 let dispatched = nearest_available(conn, point).await?;
-                insert_task(conn, &task).await?;
+                let mut created = insert_task(conn, &task).await?;
                 if let Some(sent) = dispatched {
                     add_officers(conn, task.id, &[sent.officer], Some(task.created_by)).await?;
                     move_officers(conn, &[sent.officer], OfficerMove::Occupy, &record.audit).await?;
+                    created = load(conn, task.id, false).await?.ok_or(TaskError::NotFound)?;
                 }
-                let created = load(conn, task.id, false).await?.ok_or(TaskError::NotFound)?;
                 append_record(conn, &created, &record, None, dispatched).await?;
                 Ok((created, dispatched))
             })

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use gad_domain::error::StoreError;
 use gad_domain::limits::{Decision, Rate, RateLimiter};
 
-use redis::aio::ConnectionManager;
+use crate::pool::ThreadConnections;
 
 /// GCRA over one or more budgets at once: each key holds the theoretical arrival time (ms) of
 /// its next request; the request is allowed only if every budget allows it, and then all of them
@@ -46,7 +46,7 @@ return {1, remaining, reset}
 ";
 
 pub struct RedisRateLimiter {
-    connection: ConnectionManager,
+    connections: ThreadConnections,
     script: redis::Script,
     key_prefix: String,
     fallback: Arc<dyn RateLimiter>,
@@ -59,12 +59,12 @@ impl std::fmt::Debug for RedisRateLimiter {
 }
 
 impl RedisRateLimiter {
-    pub fn new(connection: ConnectionManager, key_prefix: &str, fallback: Arc<dyn RateLimiter>) -> Self {
-        Self { connection, script: redis::Script::new(GCRA), key_prefix: format!("{key_prefix}rl:"), fallback }
+    pub(crate) fn new(connections: ThreadConnections, key_prefix: &str, fallback: Arc<dyn RateLimiter>) -> Self {
+        Self { connections, script: redis::Script::new(GCRA), key_prefix: format!("{key_prefix}rl:"), fallback }
     }
 
     async fn shared(&self, checks: &[(String, Rate)]) -> Result<Decision, String> {
-        let mut conn = self.connection.clone();
+        let mut conn = self.connections.get()?;
         let mut invocation = self.script.prepare_invoke();
         for (key, rate) in checks {
             let period_ms = u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX);

@@ -9,6 +9,7 @@ use gad_domain::limits::RateLimiter;
 use gad_domain::settings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
+use thread_local::ThreadLocal;
 use uuid::Uuid;
 
 use crate::{RedisCheck, RedisCommitAnnouncements, RedisRateLimiter, RedisResponseCache, RevocationChannel};
@@ -58,6 +59,7 @@ impl std::fmt::Debug for RedisSettings {
 pub struct Redis {
     pool: RedisPool,
     connection: ConnectionManager,
+    per_thread: ThreadConnections,
     url: String,
     settings: RedisSettings,
 }
@@ -76,8 +78,11 @@ impl Redis {
             return Ok(None);
         };
         let pool = build_pool(&url, settings)?;
-        let connection = shared_connection(&url, settings)?;
-        Ok(Some(Self { pool, connection, url, settings: settings.clone() }))
+        let (client, config) = connection_recipe(&url, settings)?;
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(StoreError::unexpected)?;
+        let per_thread = ThreadConnections { client, config, connections: Arc::new(ThreadLocal::new()) };
+        Ok(Some(Self { pool, connection, per_thread, url, settings: settings.clone() }))
     }
 
     pub fn pool(&self) -> &RedisPool {
@@ -91,7 +96,7 @@ impl Redis {
 
     /// Limits counted in Redis, in `fallback` while Redis is away.
     pub fn rate_limiter(&self, fallback: Arc<dyn RateLimiter>) -> RedisRateLimiter {
-        RedisRateLimiter::new(self.connection.clone(), &self.settings.key_prefix, fallback)
+        RedisRateLimiter::new(self.per_thread.clone(), &self.settings.key_prefix, fallback)
     }
 
     pub fn response_cache(&self) -> RedisResponseCache {
@@ -123,15 +128,81 @@ fn build_pool(url: &str, settings: &RedisSettings) -> Result<RedisPool, StoreErr
     config.create_pool(Some(Runtime::Tokio1)).map_err(StoreError::unexpected)
 }
 
-/// One multiplexed connection shared by every request, reconnecting by itself: the hot paths
-/// (rate limits, announcements) use it, because a pooled connection costs a health-check round
-/// trip per checkout. Created lazily, so a Redis that is down does not stop the start.
-fn shared_connection(url: &str, settings: &RedisSettings) -> Result<ConnectionManager, StoreError> {
+/// How the multiplexed connections of the hot paths (rate limits, announcements) are made: they
+/// reconnect by themselves and are used without a checkout, because a pooled connection costs a
+/// health-check round trip per checkout. Opened lazily, so a Redis that is down does not stop
+/// the start.
+fn connection_recipe(
+    url: &str,
+    settings: &RedisSettings,
+) -> Result<(redis::Client, ConnectionManagerConfig), StoreError> {
     let client = redis::Client::open(url).map_err(StoreError::unexpected)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.timeout))
         .set_response_timeout(Some(settings.timeout))
         .set_number_of_retries(1)
         .set_max_delay(settings.timeout);
-    ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::unexpected)
+    Ok((client, config))
+}
+
+/// A connection per thread that uses it, opened on that thread's first use. A connection is
+/// driven on the runtime that first uses it, and each HTTP worker thread runs a runtime of its
+/// own: through one shared connection, every rate-limit check of a request would go from its
+/// worker to another thread and back.
+#[derive(Clone)]
+pub(crate) struct ThreadConnections {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    connections: Arc<ThreadLocal<ConnectionManager>>,
+}
+
+impl ThreadConnections {
+    pub(crate) fn get(&self) -> Result<ConnectionManager, String> {
+        self.connections
+            .get_or_try(|| ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()))
+            .cloned()
+            .map_err(|error| error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use gad_test_support::TestRedis;
+
+    use super::*;
+
+    /// The server-side id of the connection `connections` gives the calling thread, twice.
+    async fn client_ids(connections: &ThreadConnections) -> (i64, i64) {
+        let mut first = connections.get().unwrap();
+        let mut second = connections.get().unwrap();
+        let first: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut first).await.unwrap();
+        let second: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut second).await.unwrap();
+        (first, second)
+    }
+
+    #[tokio::test]
+    async fn each_thread_keeps_a_connection_of_its_own() {
+        let test = TestRedis::new();
+        let settings = RedisSettings {
+            url: Some(test.url().to_owned()),
+            max_connections: 2,
+            timeout: Duration::from_secs(2),
+            key_prefix: test.prefix().to_owned(),
+        };
+        let redis = Redis::connect(&settings).unwrap().unwrap();
+        let (first, again) = client_ids(&redis.per_thread).await;
+        assert_eq!(first, again, "one thread reuses its connection");
+
+        let connections = redis.per_thread.clone();
+        let (other, other_again) = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(client_ids(&connections))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(other, other_again);
+        assert_ne!(first, other, "another thread opens its own");
+    }
 }

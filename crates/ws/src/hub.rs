@@ -17,7 +17,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::outbox::{Outbox, Refused, text_frame};
+use crate::outbox::{Outbox, Refused, Wakes, text_frame};
 use crate::protocol;
 
 /// Close codes of this service.
@@ -297,6 +297,8 @@ impl Hub {
     pub(crate) fn dispatch(&self, event: &Event, read_at: std::time::Instant) {
         let mut withdrawn: Vec<(Arc<Shared>, Topic)> = Vec::new();
         let mut sent = 0u64;
+        // Declared before the lock: the last batches of writers are woken after it is released.
+        let mut wakes = Wakes::default();
         {
             let registry = read(&self.registry);
             // The most specific topic names the delivery: task:<id>, then tasks:mine, then the family.
@@ -307,13 +309,15 @@ impl Hub {
             }
             keys.extend([Key::Tasks, Key::Officers, Key::Alerts]);
             let mut frames: Vec<(Topic, Bytes)> = Vec::new();
+            // A connection is reached once: only needed when several keys have followers.
+            let followed = keys.iter().filter(|key| registry.followers.contains_key(key)).count();
             let mut reached: HashSet<ConnectionId> = HashSet::new();
             for key in keys {
                 let Some(followers) = registry.followers.get(&key) else {
                     continue;
                 };
                 for id in followers {
-                    if reached.contains(id) {
+                    if followed > 1 && reached.contains(id) {
                         continue;
                     }
                     let Some(entry) = registry.connections.get(id) else {
@@ -327,7 +331,9 @@ impl Hub {
                         }
                         continue;
                     }
-                    reached.insert(*id);
+                    if followed > 1 {
+                        reached.insert(*id);
+                    }
                     if shared.closing.load(Ordering::Acquire) {
                         continue;
                     }
@@ -339,7 +345,12 @@ impl Hub {
                         }
                     };
                     match shared.outbox.push_event(event.seq, event.created_at, &frames[index].1) {
-                        Ok(()) => sent += 1,
+                        Ok(writer) => {
+                            sent += 1;
+                            if let Some(writer) = writer {
+                                wakes.add(shared.outbox.wake_queue(), writer);
+                            }
+                        }
                         Err(Refused::Full) => {
                             metrics::counter!("ws_dropped_total", "reason" => "queue_full").increment(1);
                             metrics::counter!("ws_slow_consumer_closes_total").increment(1);
@@ -353,6 +364,7 @@ impl Hub {
             // this event, so replay up to `position` never misses it.
             self.position.fetch_max(event.seq, Ordering::AcqRel);
         }
+        drop(wakes);
         if sent > 0 {
             metrics::counter!("ws_events_fanned_out_total").increment(sent);
             metrics::counter!("ws_messages_sent_total", "type" => "event").increment(sent);

@@ -2,11 +2,13 @@
 //! blueprint's HTTP and WebSocket scenarios together over a profile's stages against a running
 //! GAD, seeding its own data through the API, and judges the result against thresholds: exit 0
 //! when every threshold holds and no event was lost, 1 when not, 2 when it cannot start.
-//! `fanout` measures the delivery of events to many idle sockets.
+//! `fanout` measures the delivery of events to many idle sockets, and with `--compare` beside a
+//! bare-tokio server doing the same writes (`baseline-server`, its child process).
 //!
 //! See docs/LOAD_TESTING_GUIDE.md.
 
 mod api;
+mod baseline;
 mod fanout;
 mod http_scenario;
 mod profile;
@@ -116,6 +118,9 @@ struct Scenario {
 enum Command {
     /// Fan-out: N idle sockets, events created at a rate, delivery to every socket (JSON on stdout).
     Fanout(fanout::Args),
+    /// The bare-tokio fan-out server that `fanout --compare` starts as a child process.
+    #[command(hide = true)]
+    BaselineServer(baseline::ServerArgs),
 }
 
 /// The run could not start: nothing was measured.
@@ -124,6 +129,15 @@ const CANNOT_START: u8 = 2;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::BaselineServer(args)) = cli.command {
+        return match baseline::serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("baseline-server: {error:#}");
+                ExitCode::from(CANNOT_START)
+            }
+        };
+    }
     match run(cli).await {
         Ok(code) => code,
         Err(error) => {

@@ -53,6 +53,11 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
+    /// The worker threads the API server runs: as configured, else one per core.
+    pub fn worker_threads(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    }
+
     /// Everything wrong with this section; `deployed` environments accept https origins only.
     pub fn problems(&self, deployed: bool, environment: &str) -> Vec<String> {
         let mut problems = Vec::new();
@@ -199,15 +204,13 @@ pub fn api_server(
         extra(cfg);
     });
     let shared = Shared::new(state, rate_limits, metrics, settings, routes)?;
-    let mut server = HttpServer::new(move || api_app(shared.clone()))
+    let server = HttpServer::new(move || api_app(shared.clone()))
         // Small writes (WebSocket frames, short responses) leave at once instead of waiting for
         // the peer's delayed ACK (Nagle).
         .tcp_nodelay(true)
         .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout.as_secs());
-    if let Some(workers) = settings.workers {
-        server = server.workers(workers);
-    }
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .workers(settings.worker_threads());
     Ok(server.listen(listener)?.run())
 }
 
