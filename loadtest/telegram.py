@@ -8,7 +8,8 @@ Needs DATABASE_URL (an existing database to administer from; a scratch database 
 dropped) and REDIS_URL (a unique key prefix is used), as `source .data/env` sets them.
 
 1. Webhook: updates from 50 unlinked chats posted at 200/s (open loop) to one instance; each is
-   claimed, looked up and answered with a sendMessage to the fake. Latency of each POST.
+   stored and acknowledged, then processed in the background (link lookup, a sendMessage to the
+   fake). Latency of each POST, and when the last reply reached the fake (the processing keeps up).
 2. Notification latency when the limits do not bind: 50 tasks, each for another linked officer,
    created 5 per second; time from sending the POST to the fake receiving the sendMessage (an
    upper bound of commit → sendMessage).
@@ -174,8 +175,9 @@ def main():
         assert status == 200, tokens
         auth = {"Authorization": f"Bearer {tokens['access_token']}"}
         summary = {"webhook": webhook(clients[0], webhook_seconds, first=1)}
-        # The same updates again: each is a duplicate, answered after the claim alone (no
-        # lookup, no reply): the cost of the route without the Bot API.
+        summary["webhook"]["pending_after"] = psql(
+            url, "SELECT count(*) FROM telegram_processed_updates WHERE processed_at IS NULL")
+        # The same updates again: each is a duplicate (the insert finds it), nothing is processed.
         summary["webhook_duplicates"] = webhook(clients[0], webhook_seconds, first=1)
 
         # Linked officers with the notification consent, seeded directly.
@@ -230,6 +232,8 @@ def webhook(client, seconds, first):
             statuses[status] = statuses.get(status, 0) + 1
 
     count = 200 * seconds
+    replied_before = len(replies())
+    started_at = time.monotonic()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=64) as pool:
         for n in range(first, first + count):
@@ -238,9 +242,22 @@ def webhook(client, seconds, first):
                 time.sleep(delay)
             pool.submit(post, n)
     took = time.perf_counter() - start
+    # The replies come after the answers: wait until none is missing (or none more arrives).
+    deadline = time.monotonic() + 120
+    while len(replies()) - replied_before < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)  # a reply sent twice would arrive now
+    arrived = sorted(replies())[replied_before:]
     return {"updates": count, "seconds": round(took, 2), "statuses": statuses,
             "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-            "max_ms": round(max(latencies), 2)}
+            "max_ms": round(max(latencies), 2), "replies": len(arrived),
+            "last_reply_after_s": round(arrived[-1] - started_at, 2) if arrived else None}
+
+
+def replies():
+    """Arrival times of the replies to the webhook's chats."""
+    with FakeBotApi.lock:
+        return [at for at, chat, _ in FakeBotApi.sent if isinstance(chat, int) and 9000 <= chat < 9050]
 
 
 def create_task(client, auth, officer, title):

@@ -151,7 +151,7 @@ pub struct RetentionConfig {
     pub audit_days: u32,
     /// Days of event log (at least as long as `ws.replay_retention_h`).
     pub event_log_days: u32,
-    /// Days a processed Telegram update id is remembered.
+    /// Days a processed Telegram update id is remembered (an unprocessed update: from receipt).
     pub processed_telegram_updates_days: u32,
     /// Days expired credentials and stored idempotent responses are kept after expiry.
     pub expired_credentials_days: u32,

@@ -15,7 +15,7 @@ use gad_http::{ExtraRoutes, Services, TelegramLinking};
 use gad_pg::{PgPool, PgTelegramStore};
 use gad_redis::Redis;
 use gad_telegram::types::Update;
-use gad_telegram::{Bot, BotApi, BotPorts, Notifier, TelegramMode, WebhookSecret};
+use gad_telegram::{Bot, BotApi, BotPorts, Inbox, Notifier, TelegramMode, WebhookSecret};
 
 use crate::config::Settings;
 
@@ -34,7 +34,7 @@ impl std::fmt::Debug for TelegramService {
 /// The webhook's receiver.
 #[derive(Clone, Debug)]
 struct Webhook {
-    bot: Bot,
+    inbox: Inbox,
     secret: WebhookSecret,
 }
 
@@ -72,8 +72,11 @@ pub fn service(
         None => local,
     };
     let mut jobs = Notifier::new(api.clone(), Arc::new(store.clone()), limiter, telegram.notifications.clone()).jobs();
+    let (inbox, processing) = Inbox::new(bot, Arc::new(store.clone()));
+    jobs.push(processing);
     if mode == TelegramMode::Polling {
-        jobs.push(BackgroundJob::new("telegram poller", gad_telegram::poll(bot.clone(), Arc::new(store))));
+        let poller = gad_telegram::poll(api.clone(), inbox.clone(), Arc::new(store));
+        jobs.push(BackgroundJob::new("telegram poller", poller));
     }
     let secret = telegram.webhook_secret.as_ref().map(|secret| WebhookSecret::new(secret.expose()));
     if mode == TelegramMode::Webhook
@@ -83,7 +86,7 @@ pub fn service(
         jobs.push(BackgroundJob::new("telegram webhook registration", register_webhook(api, url, secret)));
     }
     tracing::info!(mode = ?mode, "Telegram bot on");
-    let webhook = secret.map(|secret| Webhook { bot, secret });
+    let webhook = secret.map(|secret| Webhook { inbox, secret });
     Ok(TelegramService { routes: linking_routes(linking, webhook), jobs })
 }
 
@@ -113,7 +116,8 @@ async fn register_webhook(api: BotApi, url: String, secret: String) {
 const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
 /// `POST /telegram/webhook`: the secret first (nothing is read before it matches), then the
-/// update, processed once; 503 when it could not be, so that Telegram delivers it again.
+/// update, stored in one statement and acknowledged at once; it is processed in the background.
+/// 503 when it could not be stored, so that Telegram delivers it again.
 async fn receive(req: HttpRequest, body: web::Bytes, webhook: web::Data<Webhook>) -> Result<HttpResponse, ApiError> {
     let Some(presented) = req.headers().get(SECRET_HEADER) else {
         return Err(ApiError::unauthenticated("the X-Telegram-Bot-Api-Secret-Token header is missing"));
@@ -125,9 +129,10 @@ async fn receive(req: HttpRequest, body: web::Bytes, webhook: web::Data<Webhook>
             "the X-Telegram-Bot-Api-Secret-Token header is wrong",
         ));
     }
-    let raw: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("the body is not a JSON update"))?;
+    let not_an_update = || ApiError::bad_request("the body is not a JSON update");
+    let text = std::str::from_utf8(&body).map_err(|_| not_an_update())?;
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|_| not_an_update())?;
     let update = Update::parse(&raw).ok_or_else(|| ApiError::bad_request("an update needs a numeric update_id"))?;
-    webhook.bot.handle(&update).await?;
+    webhook.inbox.receive(update, text).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }

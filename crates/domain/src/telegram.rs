@@ -3,6 +3,8 @@
 //! the event log. What the bot does with them lives in `gad-telegram`; how they are stored, in
 //! the adapters.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -73,16 +75,44 @@ pub struct StoredConversation {
     pub expired: bool,
 }
 
-/// Bookkeeping of the bot: processed updates (each `update_id` once across instances and
-/// restarts) and conversations that survive restarts.
+/// A Bot API update as the inbox stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUpdate {
+    pub update_id: i64,
+    /// The chat it came from, which orders its processing.
+    pub chat_id: Option<i64>,
+    /// The update's JSON as received; `None` once erased.
+    pub payload: Option<String>,
+}
+
+/// The durable inbox of Bot API updates: an update is acknowledged to Telegram once stored, and
+/// each `update_id` is stored once and processed once across instances and restarts. Who
+/// processes an update is decided by a lease: the receiving instance holds one from the insert;
+/// an unfinished update whose lease ran out is taken over by any instance.
+#[async_trait]
+pub trait UpdateInbox: Send + Sync {
+    /// Stores `update` leased to `owner` for `lease`, in one statement; false when its
+    /// `update_id` was stored before (a duplicate to acknowledge and ignore).
+    async fn store(&self, update: &StoredUpdate, owner: Uuid, lease: Duration) -> Result<bool, StoreError>;
+
+    /// Takes `update_id` for processing by `owner` for `lease` and counts the attempt: how many
+    /// attempts there have been, or `None` when it is finished or another instance holds it.
+    async fn take(&self, update_id: i64, owner: Uuid, lease: Duration) -> Result<Option<i32>, StoreError>;
+
+    /// Leases to `owner` up to `limit` unfinished updates whose lease ran out, oldest first.
+    async fn take_over(&self, limit: i64, owner: Uuid, lease: Duration) -> Result<Vec<StoredUpdate>, StoreError>;
+
+    /// Marks the update processed; its payload and chat are forgotten, its `update_id` is kept
+    /// to recognise redeliveries.
+    async fn finish(&self, update_id: i64) -> Result<(), StoreError>;
+
+    /// A failed attempt: the update is left for the sweep to take over in `after`.
+    async fn retry_later(&self, update_id: i64, owner: Uuid, after: Duration) -> Result<(), StoreError>;
+}
+
+/// Bookkeeping of the bot: conversations that survive restarts.
 #[async_trait]
 pub trait BotBookkeeping: Send + Sync {
-    /// Records `update_id`; false when it was already recorded (a duplicate to ignore).
-    async fn claim_update(&self, update_id: i64) -> Result<bool, StoreError>;
-
-    /// Forgets a claim whose processing failed, so that the redelivered update is processed.
-    async fn release_update(&self, update_id: i64) -> Result<(), StoreError>;
-
     async fn conversation(
         &self,
         chat_id: i64,
@@ -142,7 +172,7 @@ pub enum Delivery {
     /// Try again after a while: a rate limit (no error, not counted as an attempt) or a failure
     /// with attempts left.
     Retry {
-        after: std::time::Duration,
+        after: Duration,
         error: Option<String>,
     },
     /// Given up: recorded with the last error.
@@ -158,7 +188,7 @@ pub trait NotificationQueue: Send + Sync {
     async fn enqueue_from_log(&self, limit: i64) -> Result<usize, StoreError>;
 
     /// Claims up to `limit` due notifications for `lease` (others skip them meanwhile).
-    async fn claim(&self, limit: i64, lease: std::time::Duration) -> Result<Vec<Notification>, StoreError>;
+    async fn claim(&self, limit: i64, lease: Duration) -> Result<Vec<Notification>, StoreError>;
 
     async fn settle(&self, id: i64, delivery: Delivery) -> Result<(), StoreError>;
 

@@ -333,7 +333,13 @@ diesel::table! {
 
     telegram_processed_updates (update_id) {
         update_id -> Int8,
-        processed_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        received_at -> Timestamptz,
+        chat_id -> Nullable<Int8>,
+        payload -> Nullable<Text>,
+        lease_owner -> Nullable<Uuid>,
+        lease_until -> Nullable<Timestamptz>,
+        attempts -> Int4,
     }
 }
 

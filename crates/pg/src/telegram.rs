@@ -1,5 +1,5 @@
 //! The Telegram bot's tables: chat links and their codes (stored as SHA-256 hex, hashed here and
-//! nowhere else), processed updates, conversations, the notification queue and the poller lock.
+//! nowhere else), the inbox of updates, conversations, the notification queue and the poller lock.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use gad_domain::audit::{AuditEntry, Outcome, RequestContext};
 use gad_domain::error::StoreError;
 use gad_domain::telegram::{
     BotBookkeeping, Delivery, LinkedUser, Notification, NotificationKind, NotificationQueue, PollerGuard, PollerLock,
-    Redemption, StoredConversation, TelegramLinks,
+    Redemption, StoredConversation, StoredUpdate, TelegramLinks, UpdateInbox,
 };
 use gad_domain::users::UserId;
 use gad_domain::users::policy::Actor;
@@ -269,27 +269,6 @@ impl TelegramLinks for PgTelegramStore {
 
 #[async_trait]
 impl BotBookkeeping for PgTelegramStore {
-    async fn claim_update(&self, update_id: i64) -> Result<bool, StoreError> {
-        let mut conn = connection(&self.pool).await?;
-        let inserted =
-            diesel::sql_query("INSERT INTO telegram_processed_updates (update_id) VALUES ($1) ON CONFLICT DO NOTHING")
-                .bind::<BigInt, _>(update_id)
-                .execute(&mut conn)
-                .await
-                .map_err(query_error)?;
-        Ok(inserted == 1)
-    }
-
-    async fn release_update(&self, update_id: i64) -> Result<(), StoreError> {
-        let mut conn = connection(&self.pool).await?;
-        diesel::sql_query("DELETE FROM telegram_processed_updates WHERE update_id = $1")
-            .bind::<BigInt, _>(update_id)
-            .execute(&mut conn)
-            .await
-            .map(drop)
-            .map_err(query_error)
-    }
-
     async fn conversation(
         &self,
         chat_id: i64,
@@ -337,6 +316,115 @@ impl BotBookkeeping for PgTelegramStore {
             .await
             .map(|deleted| deleted > 0)
             .map_err(query_error)
+    }
+}
+
+#[derive(QueryableByName)]
+struct UpdateRow {
+    #[diesel(sql_type = BigInt)]
+    update_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    chat_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    payload: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct Attempts {
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+}
+
+#[async_trait]
+impl UpdateInbox for PgTelegramStore {
+    async fn store(&self, update: &StoredUpdate, owner: Uuid, lease: Duration) -> Result<bool, StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        let inserted = diesel::sql_query(
+            "INSERT INTO telegram_processed_updates (update_id, chat_id, payload, lease_owner, lease_until) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) ON CONFLICT DO NOTHING",
+        )
+        .bind::<BigInt, _>(update.update_id)
+        .bind::<Nullable<BigInt>, _>(update.chat_id)
+        .bind::<Nullable<Text>, _>(update.payload.as_deref())
+        .bind::<SqlUuid, _>(owner)
+        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+        .execute(&mut conn)
+        .await
+        .map_err(query_error)?;
+        Ok(inserted == 1)
+    }
+
+    async fn take(&self, update_id: i64, owner: Uuid, lease: Duration) -> Result<Option<i32>, StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        not_found_as_none(
+            diesel::sql_query(
+                "UPDATE telegram_processed_updates \
+                 SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), attempts = attempts + 1 \
+                 WHERE update_id = $1 AND processed_at IS NULL AND (lease_owner = $2 OR lease_until < now()) \
+                 RETURNING attempts",
+            )
+            .bind::<BigInt, _>(update_id)
+            .bind::<SqlUuid, _>(owner)
+            .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+            .get_result::<Attempts>(&mut conn)
+            .await,
+        )
+        .map(|row| row.map(|row| row.attempts))
+        .map_err(query_error)
+    }
+
+    async fn take_over(&self, limit: i64, owner: Uuid, lease: Duration) -> Result<Vec<StoredUpdate>, StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        let mut rows: Vec<UpdateRow> = diesel::sql_query(
+            "UPDATE telegram_processed_updates u \
+             SET lease_owner = $2, lease_until = now() + make_interval(secs => $3) \
+             FROM (SELECT update_id FROM telegram_processed_updates \
+                   WHERE processed_at IS NULL AND lease_until < now() \
+                   ORDER BY update_id LIMIT $1 FOR UPDATE SKIP LOCKED) due \
+             WHERE u.update_id = due.update_id \
+             RETURNING u.update_id, u.chat_id, u.payload",
+        )
+        .bind::<BigInt, _>(limit)
+        .bind::<SqlUuid, _>(owner)
+        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+        .load(&mut conn)
+        .await
+        .map_err(query_error)?;
+        // RETURNING keeps no order: each chat's updates are handed on oldest first.
+        rows.sort_unstable_by_key(|row| row.update_id);
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredUpdate { update_id: row.update_id, chat_id: row.chat_id, payload: row.payload })
+            .collect())
+    }
+
+    async fn finish(&self, update_id: i64) -> Result<(), StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        diesel::sql_query(
+            "UPDATE telegram_processed_updates \
+             SET processed_at = now(), payload = NULL, chat_id = NULL, lease_owner = NULL, lease_until = NULL \
+             WHERE update_id = $1 AND processed_at IS NULL",
+        )
+        .bind::<BigInt, _>(update_id)
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(query_error)
+    }
+
+    async fn retry_later(&self, update_id: i64, owner: Uuid, after: Duration) -> Result<(), StoreError> {
+        let mut conn = connection(&self.pool).await?;
+        diesel::sql_query(
+            "UPDATE telegram_processed_updates SET lease_until = now() + make_interval(secs => $3) \
+             WHERE update_id = $1 AND lease_owner = $2 AND processed_at IS NULL",
+        )
+        .bind::<BigInt, _>(update_id)
+        .bind::<SqlUuid, _>(owner)
+        .bind::<diesel::sql_types::Double, _>(after.as_secs_f64())
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(query_error)
     }
 }
 

@@ -175,15 +175,15 @@ impl BotApi {
         self.call::<bool>("answerCallbackQuery", &body, Duration::ZERO).await.map(drop)
     }
 
-    /// Long polling: waits up to `wait` for updates after `offset`.
-    pub async fn get_updates(&self, offset: Option<i64>, wait: Duration) -> Result<Vec<Update>, BotApiError> {
+    /// Long polling: waits up to `wait` for updates after `offset`; each with its JSON as received.
+    pub async fn get_updates(&self, offset: Option<i64>, wait: Duration) -> Result<Vec<(Update, Value)>, BotApiError> {
         let mut body = json!({ "timeout": wait.as_secs(), "allowed_updates": ["message", "callback_query"] });
         if let Some(offset) = offset {
             body["offset"] = json!(offset);
         }
         // Updates of kinds GAD does not know must not fail the whole batch.
         let raw: Vec<Value> = self.call("getUpdates", &body, wait).await?;
-        Ok(raw.into_iter().filter_map(|update| Update::parse(&update)).collect())
+        Ok(raw.into_iter().filter_map(|raw| Some((Update::parse(&raw)?, raw))).collect())
     }
 
     pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), BotApiError> {

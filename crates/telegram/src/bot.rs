@@ -1,4 +1,4 @@
-//! The bot: each update is processed once (its `update_id` is claimed in PostgreSQL first), as
+//! The bot: each update (handed over by the inbox, which makes it count once) is processed as
 //! the linked user, through the same domain use cases and policies as the REST API.
 
 use std::sync::Arc;
@@ -54,14 +54,6 @@ impl std::fmt::Debug for Bot {
     }
 }
 
-/// What became of an update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handled {
-    Processed,
-    /// Its `update_id` was processed before (a redelivery or another instance's update).
-    Duplicate,
-}
-
 impl Bot {
     pub fn new(api: BotApi, ports: BotPorts) -> Self {
         Self { api, ports }
@@ -71,14 +63,10 @@ impl Bot {
         &self.api
     }
 
-    /// Processes `update` unless it was already processed. A storage failure gives the claim
-    /// back and is returned, so that the update is delivered again; failures of the replies
-    /// themselves are logged (what the user asked for is done).
-    pub async fn handle(&self, update: &Update) -> Result<Handled, StoreError> {
-        if !self.ports.bookkeeping.claim_update(update.update_id).await? {
-            metrics::counter!("telegram_updates_total", "outcome" => "duplicate").increment(1);
-            return Ok(Handled::Duplicate);
-        }
+    /// Processes `update` (the inbox makes sure that happens once). A storage failure is
+    /// returned, so that the update is tried again; failures of the replies themselves are
+    /// logged (what the user asked for is done).
+    pub async fn handle(&self, update: &Update) -> Result<(), StoreError> {
         let outcome = match &update.kind {
             UpdateKind::Message(message) => self.on_message(update.update_id, message).await,
             UpdateKind::CallbackQuery(query) => self.on_callback(update.update_id, query).await,
@@ -87,19 +75,16 @@ impl Bot {
         match outcome {
             Ok(()) => {
                 metrics::counter!("telegram_updates_total", "outcome" => "processed").increment(1);
-                Ok(Handled::Processed)
+                Ok(())
             }
             Err(Failure::Store(error)) => {
                 metrics::counter!("telegram_updates_total", "outcome" => "failed").increment(1);
-                if let Err(release) = self.ports.bookkeeping.release_update(update.update_id).await {
-                    tracing::warn!(error = %release, "could not give back the claim of a failed update");
-                }
                 Err(error)
             }
             Err(Failure::Api(error)) => {
                 metrics::counter!("telegram_updates_total", "outcome" => "reply_failed").increment(1);
                 tracing::warn!(%error, update_id = update.update_id, "the bot's reply failed");
-                Ok(Handled::Processed)
+                Ok(())
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Receiving updates: the webhook's secret check, its registration at start-up, and long
-//! polling by exactly one instance at a time.
+//! Receiving updates: the webhook's secret check, and long polling by exactly one instance at a
+//! time. Either way an update goes into the inbox, which processes it once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,8 @@ use std::time::Duration;
 use gad_domain::telegram::{PollerGuard, PollerLock};
 use sha2::{Digest, Sha256};
 
-use crate::bot::Bot;
+use crate::api::BotApi;
+use crate::inbox::Inbox;
 
 /// `X-Telegram-Bot-Api-Secret-Token`, compared in constant time.
 #[derive(Clone)]
@@ -40,12 +41,12 @@ const LOCK_RETRY: Duration = Duration::from_secs(2);
 const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// Polls for ever, whenever this instance holds the poller lock.
-pub async fn poll(bot: Bot, lock: Arc<dyn PollerLock>) {
+pub async fn poll(api: BotApi, inbox: Inbox, lock: Arc<dyn PollerLock>) {
     loop {
         match lock.try_acquire().await {
             Ok(Some(guard)) => {
                 tracing::info!("this instance polls the Bot API");
-                poll_while_held(&bot, guard).await;
+                poll_while_held(&api, &inbox, guard).await;
                 tracing::info!("this instance stopped polling the Bot API");
             }
             Ok(None) => {}
@@ -55,24 +56,25 @@ pub async fn poll(bot: Bot, lock: Arc<dyn PollerLock>) {
     }
 }
 
-/// `getUpdates` with the offset after the last update handled, until the lock is lost. An
-/// update that could not be handled (storage down) is not confirmed: the same batch is asked
-/// for again, and what was already handled is recognised by its `update_id`.
-async fn poll_while_held(bot: &Bot, mut guard: Box<dyn PollerGuard>) {
+/// `getUpdates` with the offset after the last update stored, until the lock is lost. An update
+/// that could not be stored (storage down) is not confirmed: the same batch is asked for again,
+/// and what was already stored is recognised by its `update_id`.
+async fn poll_while_held(api: &BotApi, inbox: &Inbox, mut guard: Box<dyn PollerGuard>) {
     let mut offset: Option<i64> = None;
     let mut failures = 0u32;
-    if let Err(error) = bot.api().delete_webhook().await {
+    if let Err(error) = api.delete_webhook().await {
         tracing::warn!(%error, "could not remove a webhook before polling");
     }
     while guard.still_held().await {
-        let pause = match bot.api().get_updates(offset, LONG_POLL).await {
+        let pause = match api.get_updates(offset, LONG_POLL).await {
             Ok(updates) => {
                 let mut stalled = false;
-                for update in updates {
-                    match bot.handle(&update).await {
-                        Ok(_) => offset = Some(update.update_id + 1),
+                for (update, raw) in updates {
+                    let update_id = update.update_id;
+                    match inbox.receive(update, &raw.to_string()).await {
+                        Ok(_) => offset = Some(update_id + 1),
                         Err(error) => {
-                            tracing::warn!(%error, update_id = update.update_id, "update not handled; asking again");
+                            tracing::warn!(%error, update_id, "update not stored; asking again");
                             stalled = true;
                             break;
                         }

@@ -70,6 +70,17 @@ impl Update {
         };
         Some(Self { update_id, kind })
     }
+
+    /// The chat the update comes from, which orders the processing of its updates.
+    pub fn chat_id(&self) -> Option<i64> {
+        match &self.kind {
+            UpdateKind::Message(message) => Some(message.chat.id),
+            UpdateKind::CallbackQuery(query) => {
+                Some(query.message.as_ref().map_or(query.from.id, |message| message.chat.id))
+            }
+            UpdateKind::Other => None,
+        }
+    }
 }
 
 /// One inline button.

@@ -1,9 +1,9 @@
 //! A fake Telegram Bot API server speaking the real wire protocol: `POST /bot<token>/<method>`
 //! with a JSON body, answered `{"ok": true, "result": …}` or `{"ok": false, "error_code",
 //! "description", "parameters": {"retry_after"}}`. It records every call, can be told to fail
-//! the next calls of a method (429 with `retry_after`, 5xx, …), holds updates for
-//! `getUpdates` (long polling with Telegram's offset rules) and answers a second concurrent
-//! poller with 409, as Telegram does.
+//! the next calls of a method (429 with `retry_after`, 5xx, …) or to hold them unanswered,
+//! holds updates for `getUpdates` (long polling with Telegram's offset rules) and answers a
+//! second concurrent poller with 409, as Telegram does.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
@@ -83,6 +83,9 @@ struct State {
     updates: Mutex<Vec<Value>>,
     update_arrived: Notify,
     called: Notify,
+    /// The method whose calls are left unanswered for now.
+    held: Mutex<Option<String>>,
+    released: Notify,
     polling: AtomicUsize,
     conflicts: AtomicUsize,
     next_message_id: AtomicI64,
@@ -169,6 +172,17 @@ impl FakeBotApi {
         }
     }
 
+    /// Calls of `method` are recorded as they arrive but answered only after [`Self::release`].
+    pub fn hold(&self, method: &str) {
+        *self.state.held.lock().unwrap() = Some(method.to_owned());
+    }
+
+    /// Answers the held calls, and the next ones at once.
+    pub fn release(&self) {
+        *self.state.held.lock().unwrap() = None;
+        self.state.released.notify_waiters();
+    }
+
     /// An update for `getUpdates`.
     pub fn push_update(&self, update: Value) {
         self.state.updates.lock().unwrap().push(update);
@@ -209,6 +223,13 @@ async fn answer(path: web::Path<(String, String)>, body: web::Bytes, state: web:
     let call = BotCall { token, method: method.clone(), body: body.clone(), at: Instant::now() };
     state.calls.lock().unwrap().push(call);
     state.called.notify_waiters();
+    loop {
+        let released = state.released.notified();
+        if state.held.lock().unwrap().as_deref() != Some(method.as_str()) {
+            break;
+        }
+        released.await;
+    }
     let scripted = {
         let mut failures = state.failures.lock().unwrap();
         let position = failures.iter().position(|(failing, _)| *failing == method);

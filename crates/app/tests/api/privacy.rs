@@ -108,6 +108,17 @@ async fn arrange_subject(app: &TestApp) -> Subject {
         id,
     )
     .await;
+    // An update from the subject's chat not processed yet: what they sent is in its payload.
+    execute(
+        app,
+        &format!(
+            "INSERT INTO telegram_processed_updates (update_id, chat_id, payload, lease_owner, lease_until) \
+             VALUES (77, 987654321, '{{\"update_id\": 77, \"message\": {{\"text\": \"Llamadme al {PHONE}\", \
+             \"chat\": {{\"id\": 987654321}}}}}}', gen_random_uuid(), now() + interval '1 hour')"
+        ),
+        id,
+    )
+    .await;
     execute(
         app,
         "INSERT INTO telegram_link_codes (code, user_id, expires_at) VALUES ('code-' || replace($1::text, '-', ''), $1, now() + interval '10 minutes')",
@@ -266,6 +277,11 @@ async fn erasure_leaves_no_identifier_in_any_row_while_tasks_keep_a_pseudonymous
     assert_eq!(rows("officer_locations"), json!({"table": "officer_locations", "treatment": "deleted", "rows": 3}));
     assert_eq!(rows("users")["treatment"], "pseudonymised");
     assert_eq!(rows("telegram_links")["rows"], 1);
+    assert_eq!(
+        rows("telegram_processed_updates"),
+        json!({"table": "telegram_processed_updates", "treatment": "pseudonymised", "rows": 1}),
+        "the chat's pending update is dropped unprocessed"
+    );
 
     for identifier in [EMAIL, NATIONAL_ID, PHONE, FIRST_NAME, LAST_NAME, BADGE, TELEGRAM_USERNAME] {
         assert_eq!(occurrences(&app, identifier).await, Vec::<String>::new(), "{identifier} survived erasure");
@@ -425,6 +441,9 @@ async fn arrange_expired_rows(app: &TestApp, subject: Uuid, old_locations: i64) 
         "INSERT INTO audit_events (id, at, actor_id, action, resource_type, outcome) \
          VALUES (gen_random_uuid(), now() - interval '400 days', $1, 'auth.login', 'user', 'success')",
         "INSERT INTO telegram_processed_updates (update_id, processed_at) VALUES (1, now() - interval '8 days'), (2, now())",
+        // Never processed, received long ago: its payload goes too.
+        "INSERT INTO telegram_processed_updates (update_id, received_at, chat_id, payload, lease_until) \
+         VALUES (3, now() - interval '8 days', 1, '{}', now() - interval '8 days')",
         "INSERT INTO telegram_outbox (event_seq, user_id, task_id, kind, task, committed_at, status, settled_at) \
          VALUES (1001, $1, gen_random_uuid(), 'assigned', '{}', now() - interval '9 days', 'sent', now() - interval '8 days'), \
                 (1002, $1, gen_random_uuid(), 'assigned', '{}', now(), 'pending', NULL)",
@@ -459,7 +478,7 @@ async fn gad_purge_counts_in_a_dry_run_then_deletes_only_what_is_past_retention_
     for (table, rows) in [
         ("officer_locations", 25),
         ("audit_events", 1),
-        ("telegram_processed_updates", 1),
+        ("telegram_processed_updates", 2),
         ("telegram_outbox", 1),
         ("ws_tickets", 1),
         ("idempotency_keys", 1),
@@ -475,7 +494,8 @@ async fn gad_purge_counts_in_a_dry_run_then_deletes_only_what_is_past_retention_
     assert_eq!(count(&app, locations, subject.id).await, 3, "recent positions stay");
     assert_eq!(
         count(&app, "SELECT count(*) AS count FROM telegram_processed_updates WHERE $1 IS NOT NULL", subject.id).await,
-        1
+        2,
+        "the recent one and the subject's pending one stay"
     );
     assert_eq!(
         count(

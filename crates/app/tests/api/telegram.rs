@@ -14,7 +14,7 @@ use gad_test_support::{BotCall, Failure, FakeBotApi};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp, hours_from_now};
+use crate::helpers::{Database, Options, TestApp, hours_from_now};
 
 const TOKEN: &str = "123456:TEST-token-never-logged";
 const SECRET: &str = "webhook-secret-of-the-tests";
@@ -62,7 +62,29 @@ impl Desk {
 
     /// Delivers an update as Telegram does; the bot has answered when this returns.
     async fn deliver(&self, update: Value) {
-        assert_eq!(self.post_update(&update, Some(SECRET)).await, StatusCode::OK);
+        self.deliver_to(&self.app, update).await;
+    }
+
+    async fn deliver_to(&self, app: &TestApp, update: Value) {
+        assert_eq!(self.post_update_to(app, &update, Some(SECRET)).await, StatusCode::OK);
+        self.processed(update["update_id"].as_i64().unwrap()).await;
+    }
+
+    /// Waits until update `update_id` has been processed (the webhook answers before).
+    async fn processed(&self, update_id: i64) {
+        let sql = format!(
+            "SELECT count(*) FROM telegram_processed_updates WHERE update_id = {update_id} AND processed_at IS NOT NULL"
+        );
+        self.eventually(&format!("update {update_id} processed"), &sql, 1).await;
+    }
+
+    /// Waits until `sql` counts `expected`.
+    async fn eventually(&self, what: &str, sql: &str, expected: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.count(sql).await != expected {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The texts of the messages sent to `chat`, oldest first.
@@ -397,7 +419,7 @@ async fn operators_create_tasks_in_a_guided_conversation_that_survives_a_restart
     // Another instance (a restart) carries on from the stored state.
     let peer = desk.app.spawn_peer().await;
     let title = updates.message(802, "Control <b>puerto</b>");
-    assert_eq!(desk.post_update_to(&peer, &title, Some(SECRET)).await, StatusCode::OK);
+    desk.deliver_to(&peer, title).await;
     let priorities = desk.sent(802).pop().unwrap();
     assert!(priorities.text().contains("Control &lt;b&gt;puerto&lt;/b&gt;"), "{}", priorities.text());
     desk.deliver(updates.press(802, 11, "c:p:urgent")).await;
@@ -635,4 +657,133 @@ async fn the_webhook_is_registered_at_start_up_and_off_runs_nothing() {
     // A whole start-up and a request later, the Bot API has heard nothing.
     let _ = app.get("/health/live").await;
     assert!(quiet.calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_webhook_answers_once_the_update_is_stored_and_the_reply_follows() {
+    let desk = desk(TelegramMode::Webhook).await;
+    let mut updates = Updates::default();
+    desk.fake.hold("sendMessage");
+    let update = updates.message(1201, "/ayuda");
+    let id = update["update_id"].as_i64().unwrap();
+    assert_eq!(desk.post_update(&update, Some(SECRET)).await, StatusCode::OK);
+    // The reply is on its way but held: the webhook did not wait for it.
+    desk.fake.wait_for_messages("sendMessage", 1201, 1).await;
+    let pending =
+        format!("SELECT count(*) FROM telegram_processed_updates WHERE update_id = {id} AND processed_at IS NULL");
+    assert_eq!(desk.count(&pending).await, 1, "acknowledged while still being processed");
+    // Redeliveries meanwhile, even concurrent ones, are acknowledged and not processed again.
+    let again = futures_util::future::join_all((0..4).map(|_| desk.post_update(&update, Some(SECRET)))).await;
+    assert!(again.iter().all(|status| *status == StatusCode::OK), "{again:?}");
+    desk.fake.release();
+    desk.processed(id).await;
+    assert_eq!(desk.said(1201).len(), 1);
+    assert!(desk.said(1201)[0].contains("no está vinculado"));
+    // Processed, the row keeps only the update_id and its times.
+    let forgotten = format!(
+        "SELECT count(*) FROM telegram_processed_updates WHERE update_id = {id} \
+         AND payload IS NULL AND chat_id IS NULL AND lease_until IS NULL"
+    );
+    assert_eq!(desk.count(&forgotten).await, 1);
+}
+
+#[tokio::test]
+async fn a_quick_conversation_is_processed_in_order() {
+    let desk = desk(TelegramMode::Webhook).await;
+    let mut updates = Updates::default();
+    desk.linked("dispatcher@x.org", Role::Operator, 1301, &mut updates).await;
+    // Each step is sent as soon as the previous one is acknowledged, long before it is answered.
+    desk.fake.hold("sendMessage");
+    let steps = [
+        updates.message(1301, "/crear"),
+        updates.press(1301, 20, "c:k:patrol"),
+        updates.message(1301, "Ronda sin esperas"),
+        updates.press(1301, 21, "c:p:high"),
+        updates.location(1301, 40.2, -3.6),
+        updates.press(1301, 22, "c:ok"),
+    ];
+    for step in &steps {
+        assert_eq!(desk.post_update(step, Some(SECRET)).await, StatusCode::OK);
+    }
+    desk.fake.release();
+    desk.processed(steps[5]["update_id"].as_i64().unwrap()).await;
+    let sent = desk.sent(1301);
+    let asked = &sent[sent.len() - 6..];
+    let texts: Vec<_> = asked.iter().map(BotCall::text).collect();
+    assert!(asked[0].buttons().iter().any(|(_, data)| data == "c:k:patrol"), "{texts:?}");
+    assert!(texts[1].contains("título"), "{texts:?}");
+    assert!(texts[2].contains("Ronda sin esperas"), "{texts:?}");
+    assert!(texts[3].contains("ubicación"), "{texts:?}");
+    assert!(texts[4].contains("¿La creo?"), "{texts:?}");
+    assert!(texts[5].contains("Tarea creada"), "{texts:?}");
+    let created = desk.read("/api/v1/tasks?q=esperas").await;
+    let items = created["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!((items[0]["priority"].as_str(), items[0]["kind"].as_str()), (Some("high"), Some("patrol")));
+}
+
+#[tokio::test]
+async fn updates_left_unfinished_are_taken_over_by_one_sweep_once() {
+    let desk = desk(TelegramMode::Webhook).await;
+    let peer = desk.app.spawn_peer().await;
+    let mut updates = Updates::default();
+    // As a crashed instance leaves them: stored, leased to an owner that is gone.
+    let abandoned = updates.message(1401, "/ayuda");
+    let held = updates.message(1402, "/ayuda");
+    let mut db = desk.app.db().await;
+    for (update, lease) in [(&abandoned, "- interval '1 second'"), (&held, "+ interval '1 hour'")] {
+        sql_query(format!(
+            "INSERT INTO telegram_processed_updates (update_id, chat_id, payload, lease_owner, lease_until) \
+             VALUES ($1, $2, $3, gen_random_uuid(), now() {lease})"
+        ))
+        .bind::<BigInt, _>(update["update_id"].as_i64().unwrap())
+        .bind::<BigInt, _>(update["message"]["chat"]["id"].as_i64().unwrap())
+        .bind::<diesel::sql_types::Text, _>(update.to_string())
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+    desk.processed(abandoned["update_id"].as_i64().unwrap()).await;
+    assert_eq!(desk.said(1401).len(), 1, "processed once, by one of the two instances");
+    // Telegram redelivering it changes nothing.
+    desk.deliver(abandoned).await;
+    assert_eq!(desk.said(1401).len(), 1);
+    // An update whose lease is held is left to its holder.
+    let pending = "SELECT count(*) FROM telegram_processed_updates WHERE processed_at IS NULL";
+    assert_eq!(desk.count(pending).await, 1);
+    assert!(desk.said(1402).is_empty());
+    // Once that lease runs out too, it is taken over.
+    sql_query(
+        "UPDATE telegram_processed_updates SET lease_until = now() - interval '1 second' WHERE processed_at IS NULL",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    desk.processed(held["update_id"].as_i64().unwrap()).await;
+    assert_eq!(desk.said(1402).len(), 1);
+    drop(peer);
+}
+
+#[tokio::test]
+async fn the_webhook_acknowledges_nothing_it_could_not_store() {
+    let fake = FakeBotApi::start().await;
+    let options = Options { database: Database::Unreachable, ..Options::default() };
+    let app = TestApp::spawn_configured(options, |settings| {
+        settings.telegram.mode = Some(TelegramMode::Webhook);
+        settings.telegram.api_url = fake.url().to_owned();
+        settings.telegram.bot_token = Some(Secret::new(TOKEN));
+        settings.telegram.webhook_secret = Some(Secret::new(SECRET));
+    })
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/telegram/webhook", app.address))
+        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        .json(&Updates::default().message(1501, "/ayuda"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "Telegram delivers it again");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(fake.calls_to("sendMessage").is_empty());
 }

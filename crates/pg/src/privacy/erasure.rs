@@ -108,6 +108,15 @@ const STEPS: &[(&str, Treatment, &str)] = &[
     ),
     ("refresh_token_families", Treatment::Deleted, "DELETE FROM refresh_token_families WHERE user_id = $1"),
     ("ws_tickets", Treatment::Deleted, "DELETE FROM ws_tickets WHERE user_id = $1"),
+    (
+        // Before the link goes: the chat's updates not yet processed are dropped unprocessed; the
+        // update_ids stay, so that redeliveries are still recognised.
+        "telegram_processed_updates",
+        Treatment::Pseudonymised,
+        "UPDATE telegram_processed_updates SET payload = NULL, chat_id = NULL, processed_at = $3, \
+         lease_owner = NULL, lease_until = NULL \
+         WHERE processed_at IS NULL AND chat_id IN (SELECT chat_id FROM telegram_links WHERE user_id = $1)",
+    ),
     ("telegram_links", Treatment::Deleted, "DELETE FROM telegram_links WHERE user_id = $1"),
     ("telegram_link_codes", Treatment::Deleted, "DELETE FROM telegram_link_codes WHERE user_id = $1"),
     ("telegram_conversations", Treatment::Deleted, "DELETE FROM telegram_conversations WHERE user_id = $1"),

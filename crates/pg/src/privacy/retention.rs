@@ -32,7 +32,9 @@ const RULES: &[Rule] = &[
     },
     Rule {
         table: "telegram_processed_updates",
-        condition: "processed_at < $1",
+        // Pending ones too: an update never processed in that long will not be (and Telegram
+        // stops redelivering after a day), and its payload is personal data.
+        condition: "(processed_at < $1 OR (processed_at IS NULL AND received_at < $1))",
         kept_for: |policy| policy.processed_telegram_updates,
     },
     Rule {
