@@ -19,10 +19,11 @@ use uuid::Uuid;
 use crate::bot::Bot;
 use crate::types::Update;
 
-/// Sequential processors. Each holds a pooled connection only while it queries (not while it
-/// waits for the Bot API), so at most this many of the pool's connections serve processing and
-/// the rest stay free for the requests; throughput is this many updates per processing time.
-const SHARDS: usize = 8;
+/// Sequential processors; throughput is this many updates per processing time, which is mostly
+/// the reply's round trip to the Bot API. Each holds a pooled connection only while it queries
+/// (not while it waits for the Bot API), and from the pool's shared shard: processing runs on the
+/// main runtime, never on the HTTP workers' connections.
+const SHARDS: usize = 32;
 /// Updates waiting in one shard; beyond that the sweep picks them up later.
 const SHARD_QUEUE: usize = 256;
 /// The receiving instance's lease from the insert: how long another instance waits before it
