@@ -26,9 +26,9 @@ where
 {
     let mut open = Open(Some(conn));
     let shared: &AsyncPgConnection = open.connection();
-    let (begun, outcome) = join(begin(shared), work(shared)).await;
+    let (begun, outcome) = join(simple(shared, "BEGIN"), work(shared)).await;
     let succeeded = begun.is_ok() && outcome.is_ok();
-    let ended = end(shared, if succeeded { "COMMIT" } else { "ROLLBACK" }).await;
+    let ended = simple(shared, if succeeded { "COMMIT" } else { "ROLLBACK" }).await;
     if ended.is_ok() {
         open.closed();
     }
@@ -38,11 +38,9 @@ where
     Ok(value)
 }
 
-async fn begin(mut conn: &AsyncPgConnection) -> Result<(), Error> {
-    conn.batch_execute("BEGIN").await
-}
-
-async fn end(mut conn: &AsyncPgConnection, statement: &str) -> Result<(), Error> {
+/// A statement of the simple query protocol: sent the moment it is first polled, with nothing
+/// to prepare first.
+async fn simple(mut conn: &AsyncPgConnection, statement: &str) -> Result<(), Error> {
     conn.batch_execute(statement).await
 }
 

@@ -59,10 +59,6 @@ impl Bot {
         Self { api, ports }
     }
 
-    pub fn api(&self) -> &BotApi {
-        &self.api
-    }
-
     /// Processes `update` (the inbox makes sure that happens once). A storage failure is
     /// returned, so that the update is tried again; failures of the replies themselves are
     /// logged (what the user asked for is done).

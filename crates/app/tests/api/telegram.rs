@@ -14,6 +14,8 @@ use gad_test_support::{BotCall, Failure, FakeBotApi};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use gad_app::config::Settings;
+
 use crate::helpers::{Database, Options, TestApp, hours_from_now};
 
 const TOKEN: &str = "123456:TEST-token-never-logged";
@@ -27,13 +29,29 @@ struct Desk {
     client: reqwest::Client,
 }
 
+/// The bot in `mode` against `fake`, with the tests' token and webhook secret.
+fn bot_on(settings: &mut Settings, mode: TelegramMode, fake: &FakeBotApi) {
+    settings.telegram.mode = Some(mode);
+    settings.telegram.api_url = fake.url().to_owned();
+    settings.telegram.bot_token = Some(Secret::new(TOKEN));
+    settings.telegram.webhook_secret = Some(Secret::new(SECRET));
+}
+
+/// `body` posted to `app`'s webhook with the right secret.
+async fn post_webhook(app: &TestApp, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/telegram/webhook", app.address))
+        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn desk(mode: TelegramMode) -> Desk {
     let fake = FakeBotApi::start().await;
     let app = TestApp::spawn_configured(Options::default(), |settings| {
-        settings.telegram.mode = Some(mode);
-        settings.telegram.api_url = fake.url().to_owned();
-        settings.telegram.bot_token = Some(Secret::new(TOKEN));
-        settings.telegram.webhook_secret = Some(Secret::new(SECRET));
+        bot_on(settings, mode, &fake);
         settings.telegram.bot_username = Some("gad_test_bot".into());
         settings.telegram.notifications.poll_interval_ms = 20;
         settings.telegram.notifications.backoff_base_ms = 100;
@@ -620,10 +638,7 @@ async fn one_instance_polls_with_a_correct_offset_and_each_update_is_answered_on
 async fn the_webhook_is_registered_at_start_up_and_off_runs_nothing() {
     let fake = FakeBotApi::start().await;
     let app = TestApp::spawn_configured(Options::default(), |settings| {
-        settings.telegram.mode = Some(TelegramMode::Webhook);
-        settings.telegram.api_url = fake.url().to_owned();
-        settings.telegram.bot_token = Some(Secret::new(TOKEN));
-        settings.telegram.webhook_secret = Some(Secret::new(SECRET));
+        bot_on(settings, TelegramMode::Webhook, &fake);
         settings.telegram.webhook_url = Some("https://gad.example.org/telegram/webhook".into());
     })
     .await;
@@ -634,20 +649,9 @@ async fn the_webhook_is_registered_at_start_up_and_off_runs_nothing() {
     drop(app);
 
     let quiet = FakeBotApi::start().await;
-    let app = TestApp::spawn_configured(Options::default(), |settings| {
-        settings.telegram.mode = Some(TelegramMode::Off);
-        settings.telegram.api_url = quiet.url().to_owned();
-        settings.telegram.bot_token = Some(Secret::new(TOKEN));
-        settings.telegram.webhook_secret = Some(Secret::new(SECRET));
-    })
-    .await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/telegram/webhook", app.address))
-        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
-        .json(&json!({"update_id": 1}))
-        .send()
-        .await
-        .unwrap();
+    let app =
+        TestApp::spawn_configured(Options::default(), |settings| bot_on(settings, TelegramMode::Off, &quiet)).await;
+    let response = post_webhook(&app, &json!({"update_id": 1})).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     // Linking still works: another deployment may run the bot; here the username is missing.
     app.create_user("u@x.org", Role::Officer).await;
@@ -768,20 +772,8 @@ async fn updates_left_unfinished_are_taken_over_by_one_sweep_once() {
 async fn the_webhook_acknowledges_nothing_it_could_not_store() {
     let fake = FakeBotApi::start().await;
     let options = Options { database: Database::Unreachable, ..Options::default() };
-    let app = TestApp::spawn_configured(options, |settings| {
-        settings.telegram.mode = Some(TelegramMode::Webhook);
-        settings.telegram.api_url = fake.url().to_owned();
-        settings.telegram.bot_token = Some(Secret::new(TOKEN));
-        settings.telegram.webhook_secret = Some(Secret::new(SECRET));
-    })
-    .await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/telegram/webhook", app.address))
-        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
-        .json(&Updates::default().message(1501, "/ayuda"))
-        .send()
-        .await
-        .unwrap();
+    let app = TestApp::spawn_configured(options, |settings| bot_on(settings, TelegramMode::Webhook, &fake)).await;
+    let response = post_webhook(&app, &Updates::default().message(1501, "/ayuda")).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "Telegram delivers it again");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
