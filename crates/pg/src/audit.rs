@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::enums::{OutcomeColumn, RoleColumn};
 use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 use crate::schema::audit_events;
 
 /// Absent values are written as NULL rather than DEFAULT (the same thing for these columns), so
@@ -62,7 +63,8 @@ pub(crate) async fn append_with_details(
         user_agent: entry.context.user_agent.as_deref().map(bounded),
         details,
     };
-    diesel::insert_into(audit_events::table).values(&row).execute(&mut conn).await.map(drop)
+    // Absent values are written as DEFAULT, so the text is one of a few: each kept prepared.
+    diesel::insert_into(audit_events::table).values(&row).prepared().execute(&mut conn).await.map(drop)
 }
 
 /// The audit log, read back for administrators.
@@ -152,5 +154,48 @@ impl AuditLog for PgAuditLog {
             .await
             .map(|rows| rows.into_iter().map(AuditEvent::from).collect())
             .map_err(query_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use diesel::sql_types::BigInt;
+    use gad_domain::audit::{Outcome, RequestContext};
+    use gad_test_support::TestDatabase;
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+    }
+
+    /// Every write appends an audit row: its statement must be parsed once per connection, not
+    /// prepared and closed again on every write (a round trip more each time).
+    #[tokio::test]
+    async fn the_audit_insert_stays_prepared_on_its_connection() {
+        let database = TestDatabase::migrated().await;
+        let mut conn = database.connect().await;
+        let entry = AuditEntry {
+            actor: None,
+            action: "task.create",
+            resource_type: "task",
+            resource_id: Some(Uuid::now_v7()),
+            outcome: Outcome::Success,
+            context: RequestContext { request_id: Some("prepared-test".into()), ip: None, user_agent: None },
+        };
+        for _ in 0..3 {
+            append(&conn, &entry).await.unwrap();
+        }
+        let prepared: Count = diesel::sql_query(
+            "SELECT count(*) AS count FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO \"audit_events\"%'",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(prepared.count, 1);
     }
 }

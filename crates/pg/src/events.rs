@@ -201,6 +201,7 @@ impl EventLog for PgEventLog {
         let mut conn = connection(&self.pool).await?;
         // The head row is only updated by writers, so its committed value is the last commit.
         let head: Seq = diesel::sql_query("SELECT last_seq AS seq FROM event_log_head")
+            .prepared()
             .get_result(&mut conn)
             .await
             .map_err(query_error)?;
@@ -216,6 +217,7 @@ impl EventLog for PgEventLog {
         .bind::<BigInt, _>(after)
         .bind::<BigInt, _>(until)
         .bind::<BigInt, _>(limit)
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -232,6 +234,7 @@ impl EventLog for PgEventLog {
         .bind::<Interval, _>(PgInterval::from_microseconds(
             retention.whole_microseconds().try_into().unwrap_or(i64::MAX),
         ))
+        .prepared()
         .get_result(&mut conn)
         .await
         .map_err(query_error)?;
