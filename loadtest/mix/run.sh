@@ -26,23 +26,34 @@ trap 'rm -f "$ids"' EXIT
 psql "$DATABASE_URL" -qtAc "SELECT id FROM bench_task_ids ORDER BY n" >"$ids"
 
 token=$("$root/loadtest/token.sh" bench@example.org benchmark-password-1 "$base")
-# Both measurements start from a vacuumed, analysed database, as autovacuum keeps a production
-# one (a server with autovacuum off piles up dead rows, and the plans that go with them).
-vacuum() { psql "$DATABASE_URL" -qc "VACUUM ANALYZE"; }
-vacuum
+# Both measurements run at steady state: after a warm-up of their own (connections open,
+# statements prepared, caches filled), on a vacuumed, analysed database, as autovacuum keeps a
+# production one (a server with autovacuum off piles up dead rows, and the plans that go with
+# them), and after a checkpoint, so that neither pays for writing out the other's pages.
+settle() { psql "$DATABASE_URL" -qc "VACUUM ANALYZE" -qc "CHECKPOINT"; }
+warmup=${MIX_WARMUP:-5}
+mix() {
+    MIX_TOKEN=$token MIX_IDS=$ids MIX_BODY=$(sed "s/@NOW@/$(date -u +%Y-%m-%dT%H:%M:%SZ)/" "$root/loadtest/bodies/task.json") \
+        WRK_LUA_PREFIX="$root/loadtest/mix/mix.lua" \
+        "$root/loadtest/wrk.sh" "$1" "$base/api/v1/tasks" "$2s" "$connections" 2
+}
+mix "mix-warmup-c$connections" "$warmup" >/dev/null
+settle
 echo "GAD, the mix, $connections connections, ${seconds}s:"
-MIX_TOKEN=$token MIX_IDS=$ids MIX_BODY=$(sed "s/@NOW@/$(date -u +%Y-%m-%dT%H:%M:%SZ)/" "$root/loadtest/bodies/task.json") \
-    WRK_LUA_PREFIX="$root/loadtest/mix/mix.lua" \
-    "$root/loadtest/wrk.sh" "mix-c$connections" "$base/api/v1/tasks" "${seconds}s" "$connections" 2
+mix "mix-c$connections" "$seconds"
 
 creator=$(psql "$DATABASE_URL" -qtAc "SELECT id FROM users WHERE email = 'bench@example.org'")
-vacuum
+statements() {
+    pgbench -n -M prepared -D creator="$creator" -c "$connections" -j 2 -T "$1" \
+        -f "$root/loadtest/pgbench/tasks-list.sql@336" \
+        -f "$root/loadtest/pgbench/task-create.sql@252" \
+        -f "$root/loadtest/pgbench/task-detail.sql@252" \
+        "$DATABASE_URL"
+}
+statements "$warmup" >/dev/null
+settle
 echo "pgbench, the same statements in the same proportions, $connections clients:"
-pgbench -n -M prepared -D creator="$creator" -c "$connections" -j 2 -T "$seconds" \
-    -f "$root/loadtest/pgbench/tasks-list.sql@336" \
-    -f "$root/loadtest/pgbench/task-create.sql@252" \
-    -f "$root/loadtest/pgbench/task-detail.sql@252" \
-    "$DATABASE_URL" | tee "$out/mix-pgbench-c$connections.txt" | grep -E '^tps|latency average'
+statements "$seconds" | tee "$out/mix-pgbench-c$connections.txt" | grep -E '^tps|latency average'
 tps=$(awk '/^tps/ { print $3 }' "$out/mix-pgbench-c$connections.txt")
 rps=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rps"])' "$out/mix-c$connections.json")
 python3 -c 'import sys; rps, tps = map(float, sys.argv[1:]); limit = tps / 0.84; print(f"limit {limit:.0f} requests/s; GAD {rps:.0f} requests/s = {100 * rps / limit:.0f} % of it")' "$rps" "$tps"
