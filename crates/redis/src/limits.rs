@@ -51,8 +51,8 @@ end
 return reply
 ";
 
-/// A lease is at most this share of its budget (1 / n): budgets under this many requests per
-/// period are never leased, so every one of their requests is counted in Redis.
+/// A lease is at most this share of its budget (1 / n): budgets under twice this many requests
+/// per period get leases of one token, that is none, so every request is counted in Redis.
 const LEASE_SHARE: u32 = 100;
 /// The most tokens one lease holds.
 const LEASE_MAX: u32 = 1000;
