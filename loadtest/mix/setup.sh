@@ -1,0 +1,36 @@
+# Shared by run.sh and endpoints.sh (sourced, after `root`, `base` and `connections` are set):
+# the ids of the detail requests, the session of bench@example.org, and the steady state both
+# sides of a comparison start from.
+source "$root/.data/env"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
+
+# 10,000 random live tasks: the detail requests' ids, the same for wrk and pgbench.
+psql "$DATABASE_URL" -qc "DROP TABLE IF EXISTS bench_task_ids;
+    CREATE TABLE bench_task_ids AS
+        SELECT row_number() OVER () AS n, id FROM
+            (SELECT id FROM tasks WHERE deleted_at IS NULL ORDER BY random() LIMIT 10000) AS picked;
+    CREATE UNIQUE INDEX ON bench_task_ids (n);"
+ids=$(mktemp)
+trap 'rm -f "$ids"' EXIT
+psql "$DATABASE_URL" -qtAc "SELECT id FROM bench_task_ids ORDER BY n" >"$ids"
+
+# What mix.lua reads: the bearer token, the ids file and the create body.
+MIX_TOKEN=$("$root/loadtest/token.sh" bench@example.org benchmark-password-1 "$base")
+MIX_IDS=$ids
+MIX_BODY=$(sed "s/@NOW@/$(date -u +%Y-%m-%dT%H:%M:%SZ)/" "$root/loadtest/bodies/task.json")
+export MIX_TOKEN MIX_IDS MIX_BODY
+creator=$(psql "$DATABASE_URL" -qtAc "SELECT id FROM users WHERE email = 'bench@example.org'")
+
+# Both sides are measured at steady state: after a warm-up of their own (connections open,
+# statements prepared, caches filled), on a vacuumed, analysed database, as autovacuum keeps a
+# production one (a server with autovacuum off piles up dead rows, and the plans that go with
+# them), and after a checkpoint, so that neither pays for writing out the other's pages.
+settle() { psql "$DATABASE_URL" -qc "VACUUM ANALYZE" -qc "CHECKPOINT"; }
+
+# pgbench with the given scripts (file[@weight]…) for $1 seconds at the same concurrency.
+statements() {
+    local seconds=$1 scripts=()
+    shift
+    for script in "$@"; do scripts+=(-f "$root/loadtest/pgbench/$script"); done
+    pgbench -n -M prepared -D creator="$creator" -c "$connections" -j 2 -T "$seconds" "${scripts[@]}" "$DATABASE_URL"
+}
