@@ -35,6 +35,21 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// Allowed with nothing counted yet: where a fold over budgets starts.
+    pub const UNCOUNTED: Self = Self::Allowed { remaining: u32::MAX, reset_after: Duration::ZERO };
+
+    /// Of this answer and another allowed one, the budget with the fewest requests left (the
+    /// other on a tie).
+    #[must_use]
+    pub fn tightest(self, remaining: u32, reset_after: Duration) -> Self {
+        match self {
+            Self::Allowed { remaining: least, .. } if remaining <= least => Self::Allowed { remaining, reset_after },
+            other => other,
+        }
+    }
+}
+
 /// Counts requests. Error contract: [`StoreError::Unavailable`] when the shared counter cannot
 /// be reached; callers then fall back to a local one rather than refuse or allow everything.
 #[async_trait]
@@ -45,15 +60,11 @@ pub trait RateLimiter: Send + Sync {
     /// only when every budget allows it. The answer is the tightest of them. Shared limiters do
     /// this in one round trip and count nothing when any budget refuses.
     async fn check_all(&self, checks: &[(String, Rate)]) -> Result<Decision, StoreError> {
-        let mut tightest = Decision::Allowed { remaining: u32::MAX, reset_after: Duration::ZERO };
+        let mut tightest = Decision::UNCOUNTED;
         for (key, rate) in checks {
             match self.check(key, *rate).await? {
                 limited @ Decision::Limited { .. } => return Ok(limited),
-                allowed @ Decision::Allowed { remaining, .. } => {
-                    if matches!(tightest, Decision::Allowed { remaining: least, .. } if remaining <= least) {
-                        tightest = allowed;
-                    }
-                }
+                Decision::Allowed { remaining, reset_after } => tightest = tightest.tightest(remaining, reset_after),
             }
         }
         Ok(tightest)

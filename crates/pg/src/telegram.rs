@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use gad_domain::audit::{AuditEntry, Outcome, RequestContext};
 use gad_domain::error::StoreError;
@@ -22,6 +22,7 @@ use crate::audit;
 use crate::enums::RoleColumn;
 use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 use crate::schema::sql_types::UserRole;
 
 /// The name of the notification consumer in `event_consumers`.
@@ -145,7 +146,7 @@ impl TelegramLinks for PgTelegramStore {
             )
             .bind::<Text, _>(code)
             .bind::<SqlUuid, _>(user.as_uuid())
-            .bind::<diesel::sql_types::Double, _>(lifetime.as_seconds_f64())
+            .bind::<Double, _>(lifetime.as_seconds_f64())
             .get_result(conn)
             .await?;
             audit::append(conn, &entry).await?;
@@ -281,7 +282,7 @@ impl BotBookkeeping for PgTelegramStore {
                  FROM telegram_conversations WHERE chat_id = $1",
             )
             .bind::<BigInt, _>(chat_id)
-            .bind::<diesel::sql_types::Double, _>(lifetime.as_seconds_f64())
+            .bind::<Double, _>(lifetime.as_seconds_f64())
             .get_result(&mut conn)
             .await,
         )
@@ -347,7 +348,8 @@ impl UpdateInbox for PgTelegramStore {
         .bind::<Nullable<BigInt>, _>(update.chat_id)
         .bind::<Nullable<Text>, _>(update.payload.as_deref())
         .bind::<SqlUuid, _>(owner)
-        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+        .bind::<Double, _>(lease.as_secs_f64())
+        .prepared()
         .execute(&mut conn)
         .await
         .map_err(query_error)?;
@@ -365,7 +367,8 @@ impl UpdateInbox for PgTelegramStore {
             )
             .bind::<BigInt, _>(update_id)
             .bind::<SqlUuid, _>(owner)
-            .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+            .bind::<Double, _>(lease.as_secs_f64())
+            .prepared()
             .get_result::<Attempts>(&mut conn)
             .await,
         )
@@ -386,7 +389,8 @@ impl UpdateInbox for PgTelegramStore {
         )
         .bind::<BigInt, _>(limit)
         .bind::<SqlUuid, _>(owner)
-        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+        .bind::<Double, _>(lease.as_secs_f64())
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -406,6 +410,7 @@ impl UpdateInbox for PgTelegramStore {
              WHERE update_id = $1 AND processed_at IS NULL",
         )
         .bind::<BigInt, _>(update_id)
+        .prepared()
         .execute(&mut conn)
         .await
         .map(drop)
@@ -420,7 +425,8 @@ impl UpdateInbox for PgTelegramStore {
         )
         .bind::<BigInt, _>(update_id)
         .bind::<SqlUuid, _>(owner)
-        .bind::<diesel::sql_types::Double, _>(after.as_secs_f64())
+        .bind::<Double, _>(after.as_secs_f64())
+        .prepared()
         .execute(&mut conn)
         .await
         .map(drop)
@@ -521,7 +527,7 @@ impl NotificationQueue for PgTelegramStore {
                o.task::text AS task, o.committed_at, o.attempts",
         )
         .bind::<BigInt, _>(limit)
-        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+        .bind::<Double, _>(lease.as_secs_f64())
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -568,7 +574,7 @@ impl NotificationQueue for PgTelegramStore {
                  last_error = coalesce(left($3, 500), last_error) WHERE id = $1",
             )
             .bind::<BigInt, _>(id)
-            .bind::<diesel::sql_types::Double, _>(after.as_secs_f64())
+            .bind::<Double, _>(after.as_secs_f64())
             .bind::<Nullable<Text>, _>(error)
             .execute(&mut conn)
             .await,

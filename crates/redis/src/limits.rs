@@ -100,21 +100,15 @@ impl Leases {
         if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(PRUNE_EVERY) {
             held.retain(|_, lease| lease.usable(now));
         }
-        let covered: Vec<bool> =
-            checks.iter().map(|(key, _)| held.get(key).is_some_and(|lease| lease.usable(now))).collect();
-        if !covered.iter().all(|covered| *covered) {
-            return Err(checks
-                .iter()
-                .zip(covered)
-                .map(|((_, rate), covered)| if covered { 1 } else { lease_size(*rate) })
-                .collect());
+        let covered = |key: &String| held.get(key).is_some_and(|lease| lease.usable(now));
+        if !checks.iter().all(|(key, _)| covered(key)) {
+            return Err(checks.iter().map(|(key, rate)| if covered(key) { 1 } else { lease_size(*rate) }).collect());
         }
-        let mut tightest = Decision::Allowed { remaining: u32::MAX, reset_after: Duration::ZERO };
+        let mut tightest = Decision::UNCOUNTED;
         for (key, _) in checks {
             if let Some(lease) = held.get_mut(key) {
                 lease.tokens -= 1;
-                tighten(
-                    &mut tightest,
+                tightest = tightest.tightest(
                     lease.shared_remaining.saturating_add(lease.tokens),
                     lease.whole_at.saturating_duration_since(now),
                 );
@@ -126,7 +120,7 @@ impl Leases {
     /// Keeps what the shared budgets granted beyond this request, and answers for it.
     fn keep(&self, checks: &[(String, Rate)], grants: &[Grant], now: Instant) -> Decision {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut tightest = Decision::Allowed { remaining: u32::MAX, reset_after: Duration::ZERO };
+        let mut tightest = Decision::UNCOUNTED;
         for ((key, rate), grant) in checks.iter().zip(grants) {
             let whole_at = now + grant.reset_after;
             let mut local = 0;
@@ -142,16 +136,9 @@ impl Leases {
                 lease.whole_at = whole_at;
                 local = lease.tokens;
             }
-            tighten(&mut tightest, grant.remaining.saturating_add(local), grant.reset_after);
+            tightest = tightest.tightest(grant.remaining.saturating_add(local), grant.reset_after);
         }
         tightest
-    }
-}
-
-/// Keeps in `tightest` the budget with the fewest requests left.
-fn tighten(tightest: &mut Decision, remaining: u32, reset_after: Duration) {
-    if matches!(tightest, Decision::Allowed { remaining: least, .. } if remaining <= *least) {
-        *tightest = Decision::Allowed { remaining, reset_after };
     }
 }
 
