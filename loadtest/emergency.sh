@@ -35,7 +35,7 @@ psql "$DATABASE_URL" -qc "$reset"
 creator=$(psql "$DATABASE_URL" -qtAc "SELECT id FROM users WHERE email = 'bench@example.org'")
 echo "pgbench, the same statements, $connections clients:"
 same_point=$([[ ${SAME_POINT:-0} == 1 ]] && echo 1 || echo 0)
-pgbench -n -M prepared -f "$root/loadtest/pgbench/emergency.sql" -D creator="$creator" -D same_point="$same_point" \
+PGSSLMODE=disable pgbench -n -M prepared -f "$root/loadtest/pgbench/emergency.sql" -D creator="$creator" -D same_point="$same_point" \
     -c "$connections" -j 2 \
     -T "$seconds" "$DATABASE_URL" | grep -E 'tps|latency|failed'
 psql "$DATABASE_URL" -qc "$reset"

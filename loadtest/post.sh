@@ -27,6 +27,6 @@ WRK_LUA_PREFIX="$request" "$root/loadtest/wrk.sh" "$label" "$base$path" "${secon
 if [[ -n $pgbench_script ]]; then
     creator=$(psql "$DATABASE_URL" -qtAc "SELECT id FROM users WHERE email = 'bench@example.org'")
     echo "pgbench, the same statements, $connections clients:"
-    pgbench -n -M prepared -f "$pgbench_script" -D creator="$creator" -c "$connections" -j 2 -T "$seconds" \
+    PGSSLMODE=disable pgbench -n -M prepared -f "$pgbench_script" -D creator="$creator" -c "$connections" -j 2 -T "$seconds" \
         "$DATABASE_URL" | grep -E 'tps|latency'
 fi
