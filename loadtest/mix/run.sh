@@ -21,12 +21,23 @@ mixed() { statements "$1" tasks-list.sql@336 task-create.sql@252 task-detail.sql
 mix "mix-warmup-c$connections" "$warmup" >/dev/null
 settle
 echo "GAD, the mix, $connections connections, ${seconds}s:"
+before=$(cpu_ticks)
 mix "mix-c$connections" "$seconds"
+after=$(cpu_ticks)
+requests=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$out/mix-c$connections.json")
+cpu_report "CPU per request" "$requests" "$before" "$after"
 
 mixed "$warmup" >/dev/null
 settle
 echo "pgbench, the same statements in the same proportions, $connections clients:"
+before=$(cpu_ticks)
+backends=$(pgrep -xc postgres)
 mixed "$seconds" | tee "$out/mix-pgbench-c$connections.txt" | grep -E '^tps|latency average'
+# pgbench's backends count once the postmaster has reaped them.
+for _ in $(seq 50); do (($(pgrep -xc postgres) > backends)) || break; sleep 0.1; done
+after=$(cpu_ticks)
+transactions=$(awk '/actually processed/ { print $NF }' "$out/mix-pgbench-c$connections.txt")
+cpu_report "CPU per transaction (the rest is pgbench's client)" "$transactions" "$before" "$after"
 tps=$(awk '/^tps/ { print $3 }' "$out/mix-pgbench-c$connections.txt")
 rps=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rps"])' "$out/mix-c$connections.json")
 python3 -c 'import sys; rps, tps = map(float, sys.argv[1:]); limit = tps / 0.84; print(f"limit {limit:.0f} requests/s; GAD {rps:.0f} requests/s = {100 * rps / limit:.0f} % of it")' "$rps" "$tps"

@@ -36,3 +36,29 @@ statements() {
     for script in "$@"; do scripts+=(-f "$root/loadtest/pgbench/$script"); done
     PGSSLMODE=disable pgbench -n -M prepared -D creator="$creator" -c "$connections" -j 2 -T "$seconds" "${scripts[@]}" "$DATABASE_URL"
 }
+
+# Where a run's CPU went on this machine, from /proc in clock ticks: the machine's busy time,
+# every PostgreSQL process (backends that exited count through the postmaster's children) and
+# GAD's server process (GAD_PID, else a local process named gad, else none).
+gad_pid=${GAD_PID:-$(pgrep -xo gad || true)}
+cpu_ticks() {
+    local pg=0 gad=0 pid
+    for pid in $(pgrep -x postgres); do
+        pg=$((pg + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    [[ -n $gad_pid ]] && gad=$(awk '{ print $14 + $15 }' "/proc/$gad_pid/stat")
+    echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat) $pg $gad"
+}
+# cpu_report <label> <units of work> <before> <after>: microseconds of CPU per unit of work, by
+# PostgreSQL, GAD and everything else (the load generator, Redis, the kernel's own threads).
+cpu_report() {
+    python3 - "$@" "$(getconf CLK_TCK)" <<'PY'
+import sys
+label, work, before, after, hz = sys.argv[1:]
+work, hz = float(work), float(hz)
+busy, pg, gad = (b - a for a, b in zip(map(int, before.split()), map(int, after.split())))
+per = lambda ticks: 1e6 * ticks / hz / work
+print(f"{label}: PostgreSQL {per(pg):.0f} us, GAD {per(gad):.0f} us, "
+      f"the rest {per(busy - pg - gad):.0f} us; {per(busy):.0f} us in all")
+PY
+}
