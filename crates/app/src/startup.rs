@@ -290,13 +290,25 @@ pub fn pg_pool(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(gad_pg::build_pool(&settings.database, &application_name(settings))?)
 }
 
-/// Renders the Prometheus exposition, sampling pool and process gauges at scrape time.
+/// How often the process gauges are read at most, however often `/metrics` is scraped.
+const PROCESS_SAMPLE_PERIOD: Duration = Duration::from_secs(1);
+
+/// Renders the Prometheus exposition, sampling pool gauges at scrape time and process gauges at
+/// most once per [`PROCESS_SAMPLE_PERIOD`]: they read several `/proc` files and list every open
+/// file descriptor (one per WebSocket among them), which a flood of scrapes would repeat for
+/// nothing.
 fn metrics_endpoint(settings: &Settings, pg_pool: PgPool, redis_pool: Option<RedisPool>) -> MetricsEndpoint {
     let handle = prometheus();
     let process = metrics_process::Collector::default();
     process.describe();
+    let process_sampled = std::sync::Mutex::new(None::<Instant>);
     let render = move || {
-        process.collect();
+        if let Ok(mut sampled) = process_sampled.lock()
+            && sampled.is_none_or(|at| at.elapsed() >= PROCESS_SAMPLE_PERIOD)
+        {
+            process.collect();
+            *sampled = Some(Instant::now());
+        }
         record_pool("postgres", pg_pool.status());
         if let Some(pool) = &redis_pool {
             record_pool("redis", pool.status());

@@ -8,6 +8,7 @@ use gad_domain::error::StoreError;
 use gad_domain::health::{DependencyCheck, DependencyStatus};
 
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 
 #[derive(Clone)]
 pub struct PostgresCheck {
@@ -43,6 +44,7 @@ impl DependencyCheck for PostgresCheck {
             "SELECT EXISTS (SELECT 1 FROM __diesel_schema_migrations WHERE version = $1) AS migrated",
         )
         .bind::<Text, _>(&self.expected_version)
+        .prepared()
         .get_result::<Migrated>(&mut conn)
         .await;
         match probe {

@@ -8,6 +8,8 @@ mod consent;
 mod enums;
 mod errors;
 mod events;
+#[cfg(test)]
+mod fixtures;
 pub mod health;
 mod idempotency;
 pub mod migrations;

@@ -114,6 +114,18 @@ impl PgSettings {
         }
         problems
     }
+
+    /// `max_connections` to `url`, with timeouts of five seconds.
+    #[cfg(test)]
+    pub(crate) fn for_tests(url: &str, max_connections: usize) -> Self {
+        Self {
+            url: url.to_owned(),
+            max_connections,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 impl std::fmt::Debug for PgSettings {
@@ -204,16 +216,6 @@ mod tests {
 
     use super::*;
 
-    fn settings(url: &str, max_connections: usize) -> PgSettings {
-        PgSettings {
-            url: url.to_owned(),
-            max_connections,
-            acquire_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-        }
-    }
-
     fn opened(pool: &PgPool) -> (usize, Vec<usize>) {
         (pool.shared.status().size, pool.workers.iter().map(|shard| shard.status().size).collect())
     }
@@ -234,12 +236,12 @@ mod tests {
 
     #[test]
     fn connections_are_split_between_the_shared_shard_and_the_workers() {
-        let pool = build_worker_pool(&settings("postgres://unused", 16), "pool-test", 2).unwrap();
+        let pool = build_worker_pool(&PgSettings::for_tests("postgres://unused", 16), "pool-test", 2).unwrap();
         let sizes: Vec<_> =
             std::iter::once(&pool.shared).chain(pool.workers.iter()).map(|s| s.status().max_size).collect();
         assert_eq!(sizes, [6, 5, 5]);
         assert_eq!(pool.status().max_size, 16);
-        let unsplit = build_worker_pool(&settings("postgres://unused", 2), "pool-test", 2).unwrap();
+        let unsplit = build_worker_pool(&PgSettings::for_tests("postgres://unused", 2), "pool-test", 2).unwrap();
         assert!(unsplit.workers.is_empty(), "two connections cannot serve three shards");
         assert_eq!(unsplit.status().max_size, 2);
     }
@@ -249,7 +251,7 @@ mod tests {
         let database = TestDatabase::empty().await;
         // Many worker shards, so that two threads never share one, whatever other tests of this
         // binary number their own threads meanwhile.
-        let pool = build_worker_pool(&settings(database.url(), 65), "pool-test", 64).unwrap();
+        let pool = build_worker_pool(&PgSettings::for_tests(database.url(), 65), "pool-test", 64).unwrap();
         drop(pool.get().await.unwrap());
         assert_eq!(opened(&pool), (1, vec![0; 64]), "the main runtime uses the shared shard");
 

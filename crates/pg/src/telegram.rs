@@ -147,6 +147,7 @@ impl TelegramLinks for PgTelegramStore {
             .bind::<Text, _>(code)
             .bind::<SqlUuid, _>(user.as_uuid())
             .bind::<Double, _>(lifetime.as_seconds_f64())
+            .prepared()
             .get_result(conn)
             .await?;
             audit::append(conn, &entry).await?;
@@ -180,6 +181,7 @@ impl TelegramLinks for PgTelegramStore {
                      FROM found f",
                 )
                 .bind::<Text, _>(code)
+                .prepared()
                 .get_result(conn)
                 .await,
             )?;
@@ -196,16 +198,19 @@ impl TelegramLinks for PgTelegramStore {
             diesel::sql_query("DELETE FROM telegram_links WHERE chat_id = $1 OR user_id = $2")
                 .bind::<BigInt, _>(chat_id)
                 .bind::<SqlUuid, _>(user_id)
+                .prepared()
                 .execute(conn)
                 .await?;
             diesel::sql_query("DELETE FROM telegram_conversations WHERE chat_id = $1")
                 .bind::<BigInt, _>(chat_id)
+                .prepared()
                 .execute(conn)
                 .await?;
             diesel::sql_query("INSERT INTO telegram_links (user_id, chat_id, username) VALUES ($1, $2, $3)")
                 .bind::<SqlUuid, _>(user_id)
                 .bind::<BigInt, _>(chat_id)
                 .bind::<Nullable<Text>, _>(username.as_deref())
+                .prepared()
                 .execute(conn)
                 .await?;
             let user = UserId::from_uuid(user_id);
@@ -229,6 +234,7 @@ impl TelegramLinks for PgTelegramStore {
         conn.transaction(async |conn| {
             let removed = diesel::sql_query("DELETE FROM telegram_links WHERE user_id = $1")
                 .bind::<SqlUuid, _>(user.as_uuid())
+                .prepared()
                 .execute(conn)
                 .await?;
             for statement in [
@@ -236,7 +242,7 @@ impl TelegramLinks for PgTelegramStore {
                 "DELETE FROM telegram_conversations WHERE user_id = $1",
                 "DELETE FROM telegram_outbox WHERE user_id = $1 AND status = 'pending'",
             ] {
-                diesel::sql_query(statement).bind::<SqlUuid, _>(user.as_uuid()).execute(conn).await?;
+                diesel::sql_query(statement).bind::<SqlUuid, _>(user.as_uuid()).prepared().execute(conn).await?;
             }
             if removed > 0 {
                 audit::append(conn, &entry).await?;
@@ -257,6 +263,7 @@ impl TelegramLinks for PgTelegramStore {
                  WHERE l.chat_id = $1 AND u.is_active AND u.erased_at IS NULL",
             )
             .bind::<BigInt, _>(chat_id)
+            .prepared()
             .get_result(&mut conn)
             .await,
         )
@@ -283,6 +290,7 @@ impl BotBookkeeping for PgTelegramStore {
             )
             .bind::<BigInt, _>(chat_id)
             .bind::<Double, _>(lifetime.as_seconds_f64())
+            .prepared()
             .get_result(&mut conn)
             .await,
         )
@@ -303,6 +311,7 @@ impl BotBookkeeping for PgTelegramStore {
         .bind::<BigInt, _>(chat_id)
         .bind::<SqlUuid, _>(user.as_uuid())
         .bind::<Text, _>(state)
+        .prepared()
         .execute(&mut conn)
         .await
         .map(drop)
@@ -313,6 +322,7 @@ impl BotBookkeeping for PgTelegramStore {
         let mut conn = connection(&self.pool).await?;
         diesel::sql_query("DELETE FROM telegram_conversations WHERE chat_id = $1")
             .bind::<BigInt, _>(chat_id)
+            .prepared()
             .execute(&mut conn)
             .await
             .map(|deleted| deleted > 0)
@@ -484,6 +494,7 @@ impl NotificationQueue for PgTelegramStore {
                  ON CONFLICT DO NOTHING",
             )
             .bind::<Text, _>(CONSUMER)
+            .prepared()
             .execute(conn)
             .await?;
             // Instances take turns: the position's row lock is held until the commit.
@@ -495,11 +506,13 @@ impl NotificationQueue for PgTelegramStore {
             let position: Position =
                 diesel::sql_query("SELECT last_seq FROM event_consumers WHERE name = $1 FOR UPDATE")
                     .bind::<Text, _>(CONSUMER)
+                    .prepared()
                     .get_result(conn)
                     .await?;
             let consumed: Count = diesel::sql_query(ENQUEUE)
                 .bind::<BigInt, _>(position.last_seq)
                 .bind::<BigInt, _>(limit)
+                .prepared()
                 .get_result(conn)
                 .await?;
             Ok(usize::try_from(consumed.count).unwrap_or_default())
@@ -528,6 +541,7 @@ impl NotificationQueue for PgTelegramStore {
         )
         .bind::<BigInt, _>(limit)
         .bind::<Double, _>(lease.as_secs_f64())
+        .prepared()
         .load(&mut conn)
         .await
         .map_err(query_error)?;
@@ -556,6 +570,7 @@ impl NotificationQueue for PgTelegramStore {
                 "UPDATE telegram_outbox SET status = 'sent', settled_at = now(), claimed_until = NULL WHERE id = $1",
             )
             .bind::<BigInt, _>(id)
+            .prepared()
             .execute(&mut conn)
             .await,
             Delivery::Skipped(why) => {
@@ -565,6 +580,7 @@ impl NotificationQueue for PgTelegramStore {
                 )
                 .bind::<BigInt, _>(id)
                 .bind::<Text, _>(why)
+                .prepared()
                 .execute(&mut conn)
                 .await
             }
@@ -576,6 +592,7 @@ impl NotificationQueue for PgTelegramStore {
             .bind::<BigInt, _>(id)
             .bind::<Double, _>(after.as_secs_f64())
             .bind::<Nullable<Text>, _>(error)
+            .prepared()
             .execute(&mut conn)
             .await,
             Delivery::Failed(error) => diesel::sql_query(
@@ -584,6 +601,7 @@ impl NotificationQueue for PgTelegramStore {
             )
             .bind::<BigInt, _>(id)
             .bind::<Text, _>(error)
+            .prepared()
             .execute(&mut conn)
             .await,
         };
@@ -593,6 +611,7 @@ impl NotificationQueue for PgTelegramStore {
     async fn depth(&self) -> Result<i64, StoreError> {
         let mut conn = connection(&self.pool).await?;
         let depth: Count = diesel::sql_query("SELECT count(*) AS count FROM telegram_outbox WHERE status = 'pending'")
+            .prepared()
             .get_result(&mut conn)
             .await
             .map_err(query_error)?;
@@ -608,6 +627,7 @@ impl PollerLock for PgTelegramStore {
             .map_err(|error| StoreError::Unavailable(format!("cannot open the poller lock session: {error}")))?;
         let acquired: Flag = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS flag")
             .bind::<BigInt, _>(POLLER_LOCK)
+            .prepared()
             .get_result(&mut conn)
             .await
             .map_err(query_error)?;
@@ -623,6 +643,56 @@ struct PgPollerGuard {
 #[async_trait]
 impl PollerGuard for PgPollerGuard {
     async fn still_held(&mut self) -> bool {
-        diesel::sql_query("SELECT true AS flag").get_result::<Flag>(&mut self.conn).await.is_ok_and(|row| row.flag)
+        diesel::sql_query("SELECT true AS flag")
+            .prepared()
+            .get_result::<Flag>(&mut self.conn)
+            .await
+            .is_ok_and(|row| row.flag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use gad_test_support::TestDatabase;
+
+    use super::*;
+    use crate::fixtures::{copies, insert_user, prepared_on};
+    use crate::pool::{PgSettings, build_pool};
+
+    /// The bot runs the same statements for every message and every delivery: each is parsed
+    /// once per connection, not prepared and closed again every time (a round trip more each).
+    #[tokio::test]
+    async fn the_bot_statements_stay_prepared_on_their_connection() {
+        let database = TestDatabase::migrated().await;
+        let pool = build_pool(&PgSettings::for_tests(database.url(), 1), "prepared-test").unwrap();
+        let store = PgTelegramStore::new(pool.clone(), database.url());
+        let user = insert_user(&mut connection(&pool).await.unwrap(), "bot-user@example.org").await;
+        for _ in 0..3 {
+            store.save_conversation(42, user, "{}").await.unwrap();
+            assert!(store.conversation(42, time::Duration::minutes(5)).await.unwrap().is_some());
+            assert!(store.end_conversation(42).await.unwrap());
+            assert!(store.linked_user(42).await.unwrap().is_none());
+            assert_eq!(store.enqueue_from_log(10).await.unwrap(), 0);
+            assert!(store.claim(10, Duration::from_secs(30)).await.unwrap().is_empty());
+            store.settle(-1, Delivery::Sent).await.unwrap();
+            assert_eq!(store.depth().await.unwrap(), 0);
+        }
+        let prepared = prepared_on(&mut connection(&pool).await.unwrap()).await;
+        for statement in [
+            "INSERT INTO telegram_conversations",
+            "SELECT user_id, state",
+            "DELETE FROM telegram_conversations",
+            "SELECT u.id AS user_id",
+            "INSERT INTO event_consumers",
+            "SELECT last_seq FROM event_consumers",
+            "WITH batch AS",
+            "UPDATE telegram_outbox o SET claimed_until",
+            "UPDATE telegram_outbox SET status = 'sent'",
+            "SELECT count(*) AS count FROM telegram_outbox",
+        ] {
+            assert_eq!(copies(&prepared, statement), 1, "{statement}: {prepared:#?}");
+        }
     }
 }

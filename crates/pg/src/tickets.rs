@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::enums::RoleColumn;
 use crate::errors::query_error;
 use crate::pool::{PgPool, connection};
+use crate::prepared::Prepare;
 use crate::schema::sql_types::UserRole;
 
 #[derive(Clone)]
@@ -57,6 +58,7 @@ impl TicketStore for PgTicketStore {
             "DELETE FROM ws_tickets WHERE ctid = ANY (ARRAY(SELECT ctid FROM ws_tickets \
              WHERE expires_at < now() - interval '1 minute' LIMIT 100))",
         )
+        .prepared()
         .execute(&mut conn)
         .await
         .map_err(query_error)?;
@@ -73,6 +75,7 @@ impl TicketStore for PgTicketStore {
         .bind::<SqlUuid, _>(grant.session_id)
         .bind::<Timestamptz, _>(grant.issued_at)
         .bind::<Timestamptz, _>(grant.token_expires_at)
+        .prepared()
         .execute(&mut conn)
         .await
         .map(drop)
@@ -88,6 +91,7 @@ impl TicketStore for PgTicketStore {
              RETURNING user_id, role, token_jti, session_id, token_issued_at, token_expires_at",
         )
         .bind::<Bytea, _>(hash.as_slice())
+        .prepared()
         .get_result(&mut conn)
         .await
         .map(Some)
@@ -103,5 +107,46 @@ impl TicketStore for PgTicketStore {
             issued_at: row.token_issued_at,
             token_expires_at: row.token_expires_at,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use gad_domain::users::Role;
+    use gad_test_support::TestDatabase;
+
+    use super::*;
+    use crate::fixtures::{copies, insert_user, prepared_on};
+    use crate::pool::{PgSettings, build_pool};
+
+    /// Every WebSocket connection issues and redeems a ticket: those statements are parsed once
+    /// per connection, not prepared and closed again each time.
+    #[tokio::test]
+    async fn ticket_statements_stay_prepared_on_their_connection() {
+        let database = TestDatabase::migrated().await;
+        let pool = build_pool(&PgSettings::for_tests(database.url(), 1), "prepared-test").unwrap();
+        let store = PgTicketStore::new(pool.clone());
+        let user_id = insert_user(&mut connection(&pool).await.unwrap(), "ticket-user@example.org").await;
+        let now = OffsetDateTime::now_utc();
+        let grant = TicketGrant {
+            user_id,
+            role: Role::Officer,
+            jti: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+            issued_at: now,
+            token_expires_at: now + time::Duration::minutes(15),
+        };
+        for round in 0..3u8 {
+            let hash = [round; 32];
+            store.insert(hash, &grant, now + time::Duration::seconds(30)).await.unwrap();
+            assert_eq!(store.redeem(hash).await.unwrap().map(|redeemed| redeemed.user_id), Some(user_id));
+            assert!(store.redeem(hash).await.unwrap().is_none(), "a ticket is spent once");
+        }
+        let prepared = prepared_on(&mut connection(&pool).await.unwrap()).await;
+        for statement in ["DELETE FROM ws_tickets", "INSERT INTO ws_tickets", "UPDATE ws_tickets"] {
+            assert_eq!(copies(&prepared, statement), 1, "{statement}: {prepared:#?}");
+        }
     }
 }

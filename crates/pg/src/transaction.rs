@@ -71,8 +71,6 @@ impl Drop for Open {
 mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
 
-    use std::time::Duration;
-
     use diesel::sql_types::BigInt;
     use diesel_async::RunQueryDsl;
     use gad_test_support::TestDatabase;
@@ -90,14 +88,7 @@ mod tests {
         let database = TestDatabase::empty().await;
         let mut conn = database.connect().await;
         diesel::sql_query("CREATE TABLE probe (n int PRIMARY KEY)").execute(&mut conn).await.unwrap();
-        let settings = PgSettings {
-            url: database.url().to_owned(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-        };
-        let pool = build_pool(&settings, "transaction-test").unwrap();
+        let pool = build_pool(&PgSettings::for_tests(database.url(), 1), "transaction-test").unwrap();
         (database, pool)
     }
 
