@@ -658,15 +658,14 @@ mod tests {
     use gad_test_support::TestDatabase;
 
     use super::*;
-    use crate::fixtures::{copies, insert_user, prepared_on};
-    use crate::pool::{PgSettings, build_pool};
+    use crate::fixtures::{assert_prepared_once, insert_user, one_session};
 
     /// The bot runs the same statements for every message and every delivery: each is parsed
     /// once per connection, not prepared and closed again every time (a round trip more each).
     #[tokio::test]
     async fn the_bot_statements_stay_prepared_on_their_connection() {
         let database = TestDatabase::migrated().await;
-        let pool = build_pool(&PgSettings::for_tests(database.url(), 1), "prepared-test").unwrap();
+        let pool = one_session(&database);
         let store = PgTelegramStore::new(pool.clone(), database.url());
         let user = insert_user(&mut connection(&pool).await.unwrap(), "bot-user@example.org").await;
         for _ in 0..3 {
@@ -679,20 +678,21 @@ mod tests {
             store.settle(-1, Delivery::Sent).await.unwrap();
             assert_eq!(store.depth().await.unwrap(), 0);
         }
-        let prepared = prepared_on(&mut connection(&pool).await.unwrap()).await;
-        for statement in [
-            "INSERT INTO telegram_conversations",
-            "SELECT user_id, state",
-            "DELETE FROM telegram_conversations",
-            "SELECT u.id AS user_id",
-            "INSERT INTO event_consumers",
-            "SELECT last_seq FROM event_consumers",
-            "WITH batch AS",
-            "UPDATE telegram_outbox o SET claimed_until",
-            "UPDATE telegram_outbox SET status = 'sent'",
-            "SELECT count(*) AS count FROM telegram_outbox",
-        ] {
-            assert_eq!(copies(&prepared, statement), 1, "{statement}: {prepared:#?}");
-        }
+        assert_prepared_once(
+            &pool,
+            &[
+                "INSERT INTO telegram_conversations",
+                "SELECT user_id, state",
+                "DELETE FROM telegram_conversations",
+                "SELECT u.id AS user_id",
+                "INSERT INTO event_consumers",
+                "SELECT last_seq FROM event_consumers",
+                "WITH batch AS",
+                "UPDATE telegram_outbox o SET claimed_until",
+                "UPDATE telegram_outbox SET status = 'sent'",
+                "SELECT count(*) AS count FROM telegram_outbox",
+            ],
+        )
+        .await;
     }
 }

@@ -118,15 +118,14 @@ mod tests {
     use gad_test_support::TestDatabase;
 
     use super::*;
-    use crate::fixtures::{copies, insert_user, prepared_on};
-    use crate::pool::{PgSettings, build_pool};
+    use crate::fixtures::{assert_prepared_once, insert_user, one_session};
 
     /// Every WebSocket connection issues and redeems a ticket: those statements are parsed once
     /// per connection, not prepared and closed again each time.
     #[tokio::test]
     async fn ticket_statements_stay_prepared_on_their_connection() {
         let database = TestDatabase::migrated().await;
-        let pool = build_pool(&PgSettings::for_tests(database.url(), 1), "prepared-test").unwrap();
+        let pool = one_session(&database);
         let store = PgTicketStore::new(pool.clone());
         let user_id = insert_user(&mut connection(&pool).await.unwrap(), "ticket-user@example.org").await;
         let now = OffsetDateTime::now_utc();
@@ -144,9 +143,6 @@ mod tests {
             assert_eq!(store.redeem(hash).await.unwrap().map(|redeemed| redeemed.user_id), Some(user_id));
             assert!(store.redeem(hash).await.unwrap().is_none(), "a ticket is spent once");
         }
-        let prepared = prepared_on(&mut connection(&pool).await.unwrap()).await;
-        for statement in ["DELETE FROM ws_tickets", "INSERT INTO ws_tickets", "UPDATE ws_tickets"] {
-            assert_eq!(copies(&prepared, statement), 1, "{statement}: {prepared:#?}");
-        }
+        assert_prepared_once(&pool, &["DELETE FROM ws_tickets", "INSERT INTO ws_tickets", "UPDATE ws_tickets"]).await;
     }
 }
