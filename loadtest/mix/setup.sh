@@ -29,18 +29,21 @@ settle() { psql "$DATABASE_URL" -qc "VACUUM ANALYZE" -qc "CHECKPOINT"; }
 
 # pgbench with the given scripts (file[@weight]…) for $1 seconds at the same concurrency, over
 # the transport GAD uses: plain TCP (libpq would otherwise negotiate TLS with a server that
-# offers it, and the limit would carry encryption GAD's connections do not pay).
+# offers it, and the limit would carry encryption GAD's connections do not pay). Returns once
+# the postmaster has reaped pgbench's backends, so that cpu_ticks counts their CPU.
 statements() {
-    local seconds=$1 scripts=()
+    local seconds=$1 scripts=() backends
     shift
     for script in "$@"; do scripts+=(-f "$root/loadtest/pgbench/$script"); done
+    backends=$(pgrep -xc postgres)
     PGSSLMODE=disable pgbench -n -M prepared -D creator="$creator" -c "$connections" -j 2 -T "$seconds" "${scripts[@]}" "$DATABASE_URL"
+    for _ in $(seq 50); do (($(pgrep -xc postgres) > backends)) || break; sleep 0.1; done
 }
 
 # Where a run's CPU went on this machine, from /proc in clock ticks: the machine's busy time,
 # every PostgreSQL process (backends that exited count through the postmaster's children) and
-# GAD's server process (GAD_PID, else a local process named gad, else none).
-gad_pid=${GAD_PID:-$(pgrep -xo gad || true)}
+# GAD's server process (GAD_PID, else the newest local process named gad, else none).
+gad_pid=${GAD_PID:-$(pgrep -xn gad || true)}
 cpu_ticks() {
     local pg=0 gad=0 pid
     for pid in $(pgrep -x postgres); do

@@ -63,7 +63,7 @@ pub(crate) async fn append_with_details(
         user_agent: entry.context.user_agent.as_deref().map(bounded),
         details,
     };
-    // Absent values are written as DEFAULT, so the text is one of a few: each kept prepared.
+    // Diesel does not keep an insert prepared by itself; this one's text is fixed (`AuditRow`).
     diesel::insert_into(audit_events::table).values(&row).prepared().execute(&mut conn).await.map(drop)
 }
 
@@ -161,24 +161,18 @@ impl AuditLog for PgAuditLog {
 mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
 
-    use diesel::sql_types::BigInt;
     use gad_domain::audit::{Outcome, RequestContext};
     use gad_test_support::TestDatabase;
 
     use super::*;
-
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        count: i64,
-    }
+    use crate::fixtures::{assert_prepared_once, one_session};
 
     /// Every write appends an audit row: its statement must be parsed once per connection, not
     /// prepared and closed again on every write (a round trip more each time).
     #[tokio::test]
     async fn the_audit_insert_stays_prepared_on_its_connection() {
         let database = TestDatabase::migrated().await;
-        let mut conn = database.connect().await;
+        let pool = one_session(&database);
         let entry = AuditEntry {
             actor: None,
             action: "task.create",
@@ -187,15 +181,11 @@ mod tests {
             outcome: Outcome::Success,
             context: RequestContext { request_id: Some("prepared-test".into()), ip: None, user_agent: None },
         };
+        let conn = connection(&pool).await.unwrap();
         for _ in 0..3 {
             append(&conn, &entry).await.unwrap();
         }
-        let prepared: Count = diesel::sql_query(
-            "SELECT count(*) AS count FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO \"audit_events\"%'",
-        )
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(prepared.count, 1);
+        drop(conn);
+        assert_prepared_once(&pool, &["INSERT INTO \"audit_events\""]).await;
     }
 }
